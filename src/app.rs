@@ -1,0 +1,160 @@
+//! The running application: configuration with secrets resolved, the store, and the clients.
+//! Built once at start; shared by the HTTP layer and the worker.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use ipnet::IpNet;
+
+use crate::clients::{bitbucket::Bitbucket, slack::Slack, spinnaker::Gate};
+use crate::config::{Config, Secret, SourceAuthConfig, parse_cidr};
+use crate::store::Store;
+
+/// The checks one inbound source applies, resolved.
+#[derive(Clone, Default)]
+pub struct SourceChecks {
+    pub allow: Vec<IpNet>,
+    pub secret: Option<Secret>,
+    pub token_header: Option<String>,
+    pub token: Option<Secret>,
+}
+
+impl SourceChecks {
+    fn resolve(c: &SourceAuthConfig) -> anyhow::Result<Self> {
+        Ok(Self {
+            allow: c
+                .allow_ips
+                .iter()
+                .filter_map(|s| parse_cidr(s).ok())
+                .collect(),
+            secret: c.secret.as_ref().map(|s| s.resolve()).transpose()?,
+            token_header: c.token_header.clone(),
+            token: c.token.as_ref().map(|s| s.resolve()).transpose()?,
+        })
+    }
+}
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub bitbucket: Bitbucket,
+    pub slack: Option<Slack>,
+    pub gate: Option<Gate>,
+    pub jira: SourceChecks,
+    pub circleci: SourceChecks,
+    pub bitbucket_source: SourceChecks,
+    pub trusted_proxies: Vec<IpNet>,
+    pub api_token: Option<Secret>,
+    /// Wakes the local worker when a job is enqueued.
+    pub jobs_ready: tokio::sync::Notify,
+    /// Identifies this process as a job claimant.
+    pub worker_id: String,
+}
+
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+impl std::ops::Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl App {
+    /// Resolves secrets, connects the store (running migrations) and builds the clients. The
+    /// configuration must have passed [`Config::check`].
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.store.url, config.store.fsync)
+            .await
+            .with_context(|| {
+                format!("cannot open the store at {}", redact_url(&config.store.url))
+            })?;
+        Self::with_store(config, store)
+    }
+
+    pub fn with_store(config: Config, store: Store) -> anyhow::Result<Self> {
+        let bb = config
+            .bitbucket
+            .as_ref()
+            .context("[bitbucket] is missing")?;
+        let bitbucket = Bitbucket::from_config(bb).context("bitbucket.auth")?;
+        let slack = config
+            .slack
+            .as_ref()
+            .map(Slack::from_config)
+            .transpose()
+            .context("[slack]")?;
+        let gate = config
+            .spinnaker
+            .as_ref()
+            .map(Gate::from_config)
+            .transpose()
+            .context("[spinnaker]")?;
+        let jira = SourceChecks::resolve(&config.sources.jira.auth()).context("sources.jira")?;
+        let circleci =
+            SourceChecks::resolve(&config.sources.circleci).context("sources.circleci")?;
+        let bitbucket_source =
+            SourceChecks::resolve(&config.sources.bitbucket).context("sources.bitbucket")?;
+        let trusted_proxies = config
+            .server
+            .trusted_proxies
+            .iter()
+            .filter_map(|s| parse_cidr(s).ok())
+            .collect();
+        let api_token = config
+            .server
+            .api_token
+            .as_ref()
+            .map(|s| s.resolve())
+            .transpose()
+            .context("server.api_token")?;
+        Ok(Self(Arc::new(Inner {
+            config,
+            store,
+            bitbucket,
+            slack,
+            gate,
+            jira,
+            circleci,
+            bitbucket_source,
+            trusted_proxies,
+            api_token,
+            jobs_ready: tokio::sync::Notify::new(),
+            worker_id: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
+        })))
+    }
+
+    /// The base of links Hoist gives out (status URLs).
+    pub fn public_url(&self) -> String {
+        self.config
+            .server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.config.server.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    pub fn max_attempts(&self) -> u32 {
+        self.config.worker.retry.max_attempts
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "hoist".into())
+}
+
+/// A store URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,313 @@
+//! Bitbucket Cloud 2.0: commits and tags.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use super::{CallError, http_client, status_error};
+use crate::config::{BitbucketAuthConfig, BitbucketConfig, Secret};
+
+const SERVICE: &str = "Bitbucket";
+
+#[derive(Clone)]
+pub enum Auth {
+    Bearer(Secret),
+    Basic { user: String, password: Secret },
+}
+
+#[derive(Clone)]
+pub struct Bitbucket {
+    http: reqwest::Client,
+    base: String,
+    workspace: String,
+    auth: Auth,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub name: String,
+    pub hash: String,
+}
+
+/// What creating a tag did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// The name exists already (made by someone else, or by an earlier attempt of ours).
+    Exists,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    values: Vec<TagJson>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TagJson {
+    name: String,
+    target: TargetJson,
+}
+
+#[derive(Deserialize)]
+struct TargetJson {
+    hash: String,
+}
+
+#[derive(Deserialize)]
+struct CommitJson {
+    hash: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorJson {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    message: String,
+}
+
+impl Bitbucket {
+    pub fn from_config(c: &BitbucketConfig) -> Result<Self, crate::config::secret::SecretError> {
+        let auth = match &c.auth {
+            BitbucketAuthConfig::Bearer(s) => Auth::Bearer(s.resolve()?),
+            BitbucketAuthConfig::Basic { user, password } => Auth::Basic {
+                user: user.clone(),
+                password: password.resolve()?,
+            },
+        };
+        Ok(Self::new(
+            &c.base_url,
+            &c.workspace,
+            auth,
+            Duration::from_secs(c.timeout_secs),
+        ))
+    }
+
+    pub fn new(base_url: &str, workspace: &str, auth: Auth, timeout: Duration) -> Self {
+        Self {
+            http: http_client(timeout),
+            base: base_url.trim_end_matches('/').to_string(),
+            workspace: workspace.to_string(),
+            auth,
+        }
+    }
+
+    pub fn workspace(&self) -> &str {
+        &self.workspace
+    }
+
+    fn repo_url(&self, repo: &str) -> String {
+        format!(
+            "{}/repositories/{}/{}",
+            self.base,
+            enc(&self.workspace),
+            enc(repo)
+        )
+    }
+
+    fn authed(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            Auth::Bearer(t) => rb.bearer_auth(t.expose()),
+            Auth::Basic { user, password } => rb.basic_auth(user, Some(password.expose())),
+        }
+    }
+
+    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
+        self.authed(rb)
+            .send()
+            .await
+            .map_err(|e| CallError::transport(SERVICE, &e))
+    }
+
+    async fn fail(&self, resp: reqwest::Response, repo: &str) -> CallError {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let detail = serde_json::from_str::<ErrorJson>(&text)
+            .map(|e| e.error.message)
+            .unwrap_or(text);
+        let full = format!("{}/{}", self.workspace, repo);
+        status_error(SERVICE, status, &headers, &detail, &|s| match s {
+            StatusCode::UNAUTHORIZED => Some(
+                "check [bitbucket] auth: the token or app password is missing, wrong or expired"
+                    .into(),
+            ),
+            StatusCode::FORBIDDEN => Some(format!(
+                "the credentials lack permission on {full}: grant repository write (tags) and read"
+            )),
+            StatusCode::NOT_FOUND => Some(format!(
+                "repository {full} not found: check the project's `repo` and bitbucket.workspace"
+            )),
+            _ => None,
+        })
+    }
+
+    /// The full hash of a commit, `None` when the repository has no such commit.
+    pub async fn commit(&self, repo: &str, sha: &str) -> Result<Option<String>, CallError> {
+        let url = format!("{}/commit/{}", self.repo_url(repo), enc(sha));
+        let resp = self.send(self.http.get(url)).await?;
+        match resp.status() {
+            StatusCode::OK => {
+                let c: CommitJson = resp
+                    .json()
+                    .await
+                    .map_err(|e| CallError::transport(SERVICE, &e))?;
+                Ok(Some(c.hash))
+            }
+            StatusCode::NOT_FOUND => {
+                // A 404 means either the commit or the repository is missing; only the first is a
+                // normal outcome. Bitbucket's message tells them apart.
+                let text = resp.text().await.unwrap_or_default();
+                let msg = serde_json::from_str::<ErrorJson>(&text)
+                    .map(|e| e.error.message.to_lowercase())
+                    .unwrap_or_default();
+                if msg.contains("repository") {
+                    Err(CallError::Permanent {
+                        service: SERVICE,
+                        status: Some(404),
+                        message: format!(
+                            "repository {}/{repo} not found: check the project's `repo` and bitbucket.workspace",
+                            self.workspace
+                        ),
+                    })
+                } else {
+                    Ok(None)
+                }
+            }
+            _ => Err(self.fail(resp, repo).await),
+        }
+    }
+
+    /// Every tag whose name contains `filter` (BBQL `name ~`), following `next` over all pages.
+    pub async fn tags(&self, repo: &str, filter: &str) -> Result<Vec<Tag>, CallError> {
+        let mut out = Vec::new();
+        let mut next = Some(self.tags_url(repo, filter, None));
+        while let Some(url) = next.take() {
+            let page = self.page(&url, repo).await?;
+            out.extend(page.values.into_iter().map(|t| Tag {
+                name: t.name,
+                hash: t.target.hash,
+            }));
+            next = page.next;
+        }
+        Ok(out)
+    }
+
+    /// The first page of tags in Bitbucket's natural name order, highest first (`sort=-name`).
+    pub async fn newest_tags(
+        &self,
+        repo: &str,
+        filter: &str,
+    ) -> Result<(Vec<Tag>, bool), CallError> {
+        let url = self.tags_url(repo, filter, Some("-name"));
+        let page = self.page(&url, repo).await?;
+        let more = page.next.is_some();
+        Ok((
+            page.values
+                .into_iter()
+                .map(|t| Tag {
+                    name: t.name,
+                    hash: t.target.hash,
+                })
+                .collect(),
+            more,
+        ))
+    }
+
+    fn tags_url(&self, repo: &str, filter: &str, sort: Option<&str>) -> String {
+        let mut url = url::Url::parse(&format!("{}/refs/tags", self.repo_url(repo)))
+            .expect("base URL was validated by check-config");
+        {
+            let mut q = url.query_pairs_mut();
+            if !filter.is_empty() {
+                q.append_pair(
+                    "q",
+                    &format!(
+                        "name ~ \"{}\"",
+                        filter.replace('\\', "\\\\").replace('"', "\\\"")
+                    ),
+                );
+            }
+            if let Some(sort) = sort {
+                q.append_pair("sort", sort);
+            }
+            q.append_pair("pagelen", "100");
+        }
+        url.to_string()
+    }
+
+    async fn page(&self, url: &str, repo: &str) -> Result<Page, CallError> {
+        let resp = self.send(self.http.get(url)).await?;
+        if resp.status() != StatusCode::OK {
+            return Err(self.fail(resp, repo).await);
+        }
+        resp.json()
+            .await
+            .map_err(|e| CallError::transport(SERVICE, &e))
+    }
+
+    /// One tag by name, `None` if it does not exist.
+    pub async fn tag(&self, repo: &str, name: &str) -> Result<Option<Tag>, CallError> {
+        let url = format!("{}/refs/tags/{}", self.repo_url(repo), enc(name));
+        let resp = self.send(self.http.get(url)).await?;
+        match resp.status() {
+            StatusCode::OK => {
+                let t: TagJson = resp
+                    .json()
+                    .await
+                    .map_err(|e| CallError::transport(SERVICE, &e))?;
+                Ok(Some(Tag {
+                    name: t.name,
+                    hash: t.target.hash,
+                }))
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.fail(resp, repo).await),
+        }
+    }
+
+    /// Creates a lightweight tag on a full commit hash. A 400 is ambiguous (the name exists, or
+    /// the hash is bad), so it is settled by reading the tag back: if it exists, [`Created::Exists`].
+    pub async fn create_tag(
+        &self,
+        repo: &str,
+        name: &str,
+        full_hash: &str,
+    ) -> Result<Created, CallError> {
+        let url = format!("{}/refs/tags", self.repo_url(repo));
+        let body = serde_json::json!({"name": name, "target": {"hash": full_hash}});
+        let resp = self.send(self.http.post(url).json(&body)).await?;
+        match resp.status() {
+            StatusCode::CREATED | StatusCode::OK => Ok(Created::Created),
+            StatusCode::BAD_REQUEST | StatusCode::CONFLICT => {
+                let text = resp.text().await.unwrap_or_default();
+                if self.tag(repo, name).await?.is_some() {
+                    return Ok(Created::Exists);
+                }
+                let detail = serde_json::from_str::<ErrorJson>(&text)
+                    .map(|e| e.error.message)
+                    .unwrap_or(text);
+                Err(CallError::Permanent {
+                    service: SERVICE,
+                    status: Some(400),
+                    message: format!(
+                        "refused tag {name} on {full_hash}: {}",
+                        super::truncate(&detail, 300)
+                    ),
+                })
+            }
+            _ => Err(self.fail(resp, repo).await),
+        }
+    }
+}
+
+/// Escapes one path segment.
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}

@@ -1,0 +1,203 @@
+//! Slack: an incoming webhook (`text` + `blocks`) or a bot token (`chat.postMessage`, threads).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use super::{CallError, http_client, status_error, truncate};
+use crate::config::{Secret, SlackConfig};
+
+const SERVICE: &str = "Slack";
+
+/// Slack errors no retry can fix, with what to do about each.
+const PERMANENT: &[(&str, &str)] = &[
+    (
+        "no_service",
+        "the incoming webhook was removed or disabled: create a new one and update slack.webhook_url",
+    ),
+    (
+        "invalid_token",
+        "slack.bot_token is not valid: reinstall the app and update the token",
+    ),
+    (
+        "invalid_auth",
+        "slack.bot_token is not valid: reinstall the app and update the token",
+    ),
+    ("not_authed", "no Slack token was sent: set slack.bot_token"),
+    (
+        "account_inactive",
+        "the Slack token belongs to a deactivated user or app",
+    ),
+    (
+        "token_revoked",
+        "the Slack token was revoked: reinstall the app and update slack.bot_token",
+    ),
+    (
+        "channel_not_found",
+        "slack.channel does not exist or the app is not in it: invite the app or fix the channel id",
+    ),
+    (
+        "channel_is_archived",
+        "the Slack channel is archived: unarchive it or pick another",
+    ),
+    (
+        "is_archived",
+        "the Slack channel is archived: unarchive it or pick another",
+    ),
+    (
+        "not_in_channel",
+        "the app is not in slack.channel: invite it",
+    ),
+    (
+        "invalid_payload",
+        "Slack refused the message format (a Hoist bug: please report it)",
+    ),
+    (
+        "invalid_blocks",
+        "Slack refused the message blocks (a Hoist bug: please report it)",
+    ),
+    (
+        "no_text",
+        "Slack refused an empty message (a Hoist bug: please report it)",
+    ),
+    ("missing_scope", "the Slack app lacks the chat:write scope"),
+];
+
+#[derive(Clone)]
+enum Mode {
+    Webhook(Secret),
+    Bot {
+        token: Secret,
+        channel: String,
+        api_url: String,
+    },
+}
+
+#[derive(Clone)]
+pub struct Slack {
+    http: reqwest::Client,
+    mode: Mode,
+}
+
+#[derive(Deserialize)]
+struct PostMessageAnswer {
+    ok: bool,
+    ts: Option<String>,
+    error: Option<String>,
+}
+
+impl Slack {
+    pub fn from_config(c: &SlackConfig) -> Result<Self, crate::config::secret::SecretError> {
+        let timeout = Duration::from_secs(c.timeout_secs);
+        let mode = match (&c.webhook_url, &c.bot_token) {
+            (_, Some(token)) => Mode::Bot {
+                token: token.resolve()?,
+                channel: c.channel.clone().unwrap_or_default(),
+                api_url: c.api_url.trim_end_matches('/').to_string(),
+            },
+            (Some(url), None) => Mode::Webhook(url.resolve()?),
+            (None, None) => Mode::Webhook(Secret::new(String::new())),
+        };
+        Ok(Self {
+            http: http_client(timeout),
+            mode,
+        })
+    }
+
+    /// Whether messages can thread (bot token mode).
+    pub fn threads(&self) -> bool {
+        matches!(self.mode, Mode::Bot { .. })
+    }
+
+    /// Posts a message; with a bot token, in `thread_ts`'s thread when given. Answers the message's
+    /// `ts` (bot mode) so the caller can keep it as the release's thread root.
+    pub async fn post(
+        &self,
+        text: &str,
+        blocks: &serde_json::Value,
+        thread_ts: Option<&str>,
+    ) -> Result<Option<String>, CallError> {
+        match &self.mode {
+            Mode::Webhook(url) => {
+                let body = serde_json::json!({"text": text, "blocks": blocks});
+                let resp = self
+                    .http
+                    .post(url.expose())
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| CallError::transport(SERVICE, &e))?;
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                let answer = resp.text().await.unwrap_or_default();
+                if status == StatusCode::OK {
+                    return Ok(None);
+                }
+                Err(classify(status, &headers, answer.trim()))
+            }
+            Mode::Bot {
+                token,
+                channel,
+                api_url,
+            } => {
+                let mut body = serde_json::json!({"channel": channel, "text": text, "blocks": blocks, "unfurl_links": false});
+                if let Some(ts) = thread_ts {
+                    body["thread_ts"] = serde_json::Value::String(ts.to_string());
+                }
+                let resp = self
+                    .http
+                    .post(format!("{api_url}/chat.postMessage"))
+                    .bearer_auth(token.expose())
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| CallError::transport(SERVICE, &e))?;
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                if status != StatusCode::OK {
+                    let text = resp.text().await.unwrap_or_default();
+                    return Err(classify(status, &headers, text.trim()));
+                }
+                let answer: PostMessageAnswer = resp
+                    .json()
+                    .await
+                    .map_err(|e| CallError::transport(SERVICE, &e))?;
+                if answer.ok {
+                    Ok(answer.ts)
+                } else {
+                    let code = answer.error.unwrap_or_else(|| "unknown_error".into());
+                    Err(classify(status, &headers, &code))
+                }
+            }
+        }
+    }
+}
+
+/// Slack's error codes: the permanent ones are never retried; rate limits and server errors are.
+fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, code: &str) -> CallError {
+    if let Some((_, fix)) = PERMANENT.iter().find(|(c, _)| *c == code) {
+        return CallError::Permanent {
+            service: SERVICE,
+            status: Some(status.as_u16()),
+            message: format!("{code}: {fix}"),
+        };
+    }
+    if code == "ratelimited" || code == "rate_limited" {
+        return CallError::Transient {
+            service: SERVICE,
+            message: code.to_string(),
+            retry_after: super::retry_after(headers),
+        };
+    }
+    if status == StatusCode::OK {
+        // `ok: false` with a code we do not know: treat as transient, Slack documents
+        // `internal_error`, `fatal_error`, `service_unavailable` and friends this way.
+        return CallError::Transient {
+            service: SERVICE,
+            message: truncate(code, 100),
+            retry_after: None,
+        };
+    }
+    status_error(SERVICE, status, headers, &truncate(code, 100), &|_| None)
+}

@@ -1,0 +1,97 @@
+//! Spinnaker Gate: the webhook trigger `POST /webhooks/webhook/{source}`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use super::{CallError, http_client, status_error};
+use crate::config::{Secret, SpinnakerConfig};
+
+const SERVICE: &str = "Spinnaker";
+
+#[derive(Clone)]
+pub struct Gate {
+    http: reqwest::Client,
+    base: String,
+    headers: Vec<(String, Secret)>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EchoAnswer {
+    #[serde(default)]
+    event_processed: bool,
+    event_id: Option<String>,
+}
+
+impl Gate {
+    pub fn from_config(c: &SpinnakerConfig) -> Result<Self, crate::config::secret::SecretError> {
+        let headers = c
+            .headers
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), v.resolve()?)))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            http: http_client(Duration::from_secs(c.timeout_secs)),
+            base: c.gate_url.trim_end_matches('/').to_string(),
+            headers,
+        })
+    }
+
+    /// Sends the trigger; answers Echo's `eventId`.
+    pub async fn trigger(
+        &self,
+        source: &str,
+        parameters: &BTreeMap<String, String>,
+        extra: serde_json::Value,
+    ) -> Result<Option<String>, CallError> {
+        let url = format!("{}/webhooks/webhook/{}", self.base, source);
+        let mut body = serde_json::json!({ "parameters": parameters });
+        if let (Some(obj), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+            obj.extend(extra);
+        }
+        let mut rb = self.http.post(url).json(&body);
+        for (name, value) in &self.headers {
+            rb = rb.header(name, value.expose());
+        }
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| CallError::transport(SERVICE, &e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        if status != StatusCode::OK {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(status_error(
+                SERVICE,
+                status,
+                &headers,
+                &text,
+                &|s| match s {
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                        Some("Gate refused the credentials: check spinnaker.headers".into())
+                    }
+                    StatusCode::NOT_FOUND => Some(format!(
+                        "no webhook endpoint at {}/webhooks/webhook/{source}: check spinnaker.gate_url (the API host, often with -api) and the environment's spinnaker_source",
+                        self.base
+                    )),
+                    _ => None,
+                },
+            ));
+        }
+        let answer: EchoAnswer = resp
+            .json()
+            .await
+            .map_err(|e| CallError::transport(SERVICE, &e))?;
+        if !answer.event_processed {
+            return Err(CallError::Transient {
+                service: SERVICE,
+                message: "Echo answered eventProcessed: false".into(),
+                retry_after: None,
+            });
+        }
+        Ok(answer.event_id)
+    }
+}

@@ -1,0 +1,1 @@
+//! Simulators of the vendor services (placeholder until they land).

@@ -1,0 +1,244 @@
+//! CircleCI outbound webhooks: `job-completed` and `workflow-completed`.
+//!
+//! Two payload shapes carry the commit: `pipeline.vcs.revision` (GitHub OAuth and Bitbucket Cloud
+//! projects) and `pipeline.trigger_parameters.git.checkout_sha` (GitLab and GitHub App projects,
+//! which have no `vcs`). Unknown fields are ignored and optional ones may be missing (CircleCI's
+//! test ping sends an abbreviated payload).
+
+use serde::Deserialize;
+
+use super::{InputError, parse_json};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildEvent {
+    /// The payload's top-level `id`: the de-duplication key.
+    pub id: String,
+    pub kind: BuildKind,
+    pub project_slug: Option<String>,
+    pub project_name: Option<String>,
+    /// The job's name (job-completed) or the workflow's (workflow-completed).
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub commit: Option<String>,
+    pub tag: Option<String>,
+    pub build_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildKind {
+    Job,
+    Workflow,
+    /// Another event type (acknowledged and ignored).
+    Other,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    id: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    project: Option<Project>,
+    pipeline: Option<Pipeline>,
+    workflow: Option<Named>,
+    job: Option<Named>,
+}
+
+#[derive(Deserialize)]
+struct Project {
+    name: Option<String>,
+    slug: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Pipeline {
+    number: Option<u64>,
+    vcs: Option<Vcs>,
+    trigger_parameters: Option<TriggerParameters>,
+}
+
+#[derive(Deserialize)]
+struct Vcs {
+    revision: Option<String>,
+    tag: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TriggerParameters {
+    git: Option<Git>,
+}
+
+#[derive(Deserialize)]
+struct Git {
+    checkout_sha: Option<String>,
+    tag: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Named {
+    name: Option<String>,
+    status: Option<String>,
+    url: Option<String>,
+    number: Option<u64>,
+}
+
+pub fn parse(body: &[u8], event_header: Option<&str>) -> Result<BuildEvent, InputError> {
+    let v = parse_json(body)?;
+    let p: Payload = serde_json::from_value(v).map_err(|e| {
+        InputError::invalid("(body)", &format!("not a CircleCI webhook payload: {e}"))
+    })?;
+    let id = p.id.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+        InputError::missing("id", " (CircleCI webhook payloads carry a top-level id)")
+    })?;
+    if id.len() > 200 {
+        return Err(InputError::invalid("id", "longer than 200 characters"));
+    }
+    let kind_name = p.kind.as_deref().or(event_header).unwrap_or_default();
+    let kind = match kind_name {
+        "job-completed" => BuildKind::Job,
+        "workflow-completed" => BuildKind::Workflow,
+        _ => BuildKind::Other,
+    };
+    let (vcs, git) = match p.pipeline.as_ref() {
+        Some(pl) => (
+            pl.vcs.as_ref(),
+            pl.trigger_parameters.as_ref().and_then(|t| t.git.as_ref()),
+        ),
+        None => (None, None),
+    };
+    let commit = vcs
+        .and_then(|v| v.revision.clone())
+        .or_else(|| git.and_then(|g| g.checkout_sha.clone()))
+        .filter(|c| !c.is_empty());
+    if let Some(c) = &commit
+        && crate::domain::CommitSha::parse(c).is_err()
+    {
+        return Err(InputError::invalid(
+            "pipeline.vcs.revision",
+            "is not a commit hash",
+        ));
+    }
+    let tag = vcs
+        .and_then(|v| v.tag.clone())
+        .or_else(|| git.and_then(|g| g.tag.clone()))
+        .filter(|t| !t.is_empty());
+    let named = match kind {
+        BuildKind::Job => p.job.as_ref(),
+        _ => p.workflow.as_ref(),
+    };
+    let workflow_url = p.workflow.as_ref().and_then(|w| w.url.clone());
+    let build_url = match (kind, &p.project, p.job.as_ref().and_then(|j| j.number)) {
+        // A job links to its own page when the slug and number are known.
+        (
+            BuildKind::Job,
+            Some(Project {
+                slug: Some(slug), ..
+            }),
+            Some(n),
+        ) => {
+            let number = p.pipeline.as_ref().and_then(|pl| pl.number);
+            match (&workflow_url, number) {
+                (Some(w), Some(_)) => Some(format!("{w}/jobs/{n}")),
+                _ => Some(format!(
+                    "https://app.circleci.com/pipelines/{slug}/jobs/{n}"
+                )),
+            }
+        }
+        _ => workflow_url,
+    };
+    Ok(BuildEvent {
+        id,
+        kind,
+        project_slug: p.project.as_ref().and_then(|x| x.slug.clone()),
+        project_name: p.project.as_ref().and_then(|x| x.name.clone()),
+        name: named.and_then(|n| n.name.clone()),
+        status: named.and_then(|n| n.status.clone()),
+        commit: commit.map(|c| c.to_ascii_lowercase()),
+        tag,
+        build_url,
+    })
+}
+
+/// Whether a build status means the build succeeded; `None` for statuses that are not final.
+pub fn outcome(status: &str) -> Option<bool> {
+    match status {
+        "success" => Some(true),
+        "failed" | "error" | "canceled" | "unauthorized" | "failing" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_completed_fixture() {
+        let e = parse(
+            include_bytes!("../../fixtures/circleci-job-completed.json"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(e.id, "8bd71c28-4969-3677-8940-3e3a61c46660");
+        assert_eq!(e.kind, BuildKind::Job);
+        assert_eq!(
+            e.project_slug.as_deref(),
+            Some("github/circleci/webhook-service")
+        );
+        assert_eq!(e.name.as_deref(), Some("test"));
+        assert_eq!(e.status.as_deref(), Some("success"));
+        assert_eq!(
+            e.commit.as_deref(),
+            Some("1dc6aa69429bff4806ad6afe58d3d8f57e25973e")
+        );
+        assert_eq!(e.tag, None);
+        assert!(e.build_url.unwrap().ends_with("/jobs/136"));
+    }
+
+    #[test]
+    fn workflow_completed_fixture() {
+        let e = parse(
+            include_bytes!("../../fixtures/circleci-workflow-completed.json"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(e.kind, BuildKind::Workflow);
+        assert_eq!(e.name.as_deref(), Some("build-test-deploy"));
+        assert_eq!(e.status.as_deref(), Some("success"));
+        assert!(e.build_url.unwrap().contains("/workflows/"));
+    }
+
+    #[test]
+    fn trigger_parameters_shape() {
+        let body = br#"{"id": "x1", "type": "job-completed", "project": {"slug": "gh/acme/api"},
+            "pipeline": {"number": 3, "trigger_parameters": {"git": {"checkout_sha": "ABCDEF1234567890abcdef1234567890abcdef12", "tag": "stg1.0.0"}}},
+            "job": {"name": "build", "status": "failed", "number": 9}}"#;
+        let e = parse(body, None).unwrap();
+        assert_eq!(
+            e.commit.as_deref(),
+            Some("abcdef1234567890abcdef1234567890abcdef12")
+        );
+        assert_eq!(e.tag.as_deref(), Some("stg1.0.0"));
+        assert_eq!(outcome(e.status.as_deref().unwrap()), Some(false));
+    }
+
+    #[test]
+    fn abbreviated_ping_is_tolerated() {
+        let e = parse(br#"{"id": "ping-1", "type": "ping"}"#, None).unwrap();
+        assert_eq!(e.kind, BuildKind::Other);
+        assert_eq!(e.commit, None);
+    }
+
+    #[test]
+    fn missing_id_is_refused() {
+        assert_eq!(
+            parse(br#"{"type": "job-completed"}"#, None)
+                .unwrap_err()
+                .code,
+            "missing_field"
+        );
+        assert_eq!(
+            parse(br#"{"id": 5}"#, None).unwrap_err().code,
+            "invalid_field"
+        );
+    }
+}

@@ -1,0 +1,378 @@
+//! The durable job queue.
+//!
+//! A job is `queued` until a worker claims it (`running`, with a lease), then `done` or, after its
+//! last attempt, `failed` (kept, never deleted, and retryable by hand). Jobs that share a `lane`
+//! run one at a time in id order: tag creation for one project and environment is a lane, so two
+//! releases there get consecutive versions without racing, on one replica or several.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Backend, Result, Store, StoreError, Tx, now_ms};
+use crate::domain::JobSpec;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRow {
+    pub id: i64,
+    pub kind: String,
+    pub release_id: Option<i64>,
+    pub lane: String,
+    pub state: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub run_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+const JOB_COLUMNS: &str = "id, kind, release_id, lane, state, attempts, max_attempts, run_at, last_error, created_at, updated_at, finished_at";
+
+impl JobRow {
+    fn from_row(r: &sqlx::any::AnyRow) -> Result<Self> {
+        Ok(Self {
+            id: r.try_get("id")?,
+            kind: r.try_get("kind")?,
+            release_id: r.try_get("release_id")?,
+            lane: r.try_get("lane")?,
+            state: r.try_get("state")?,
+            attempts: r.try_get("attempts")?,
+            max_attempts: r.try_get("max_attempts")?,
+            run_at: r.try_get("run_at")?,
+            last_error: r.try_get("last_error")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+            finished_at: r.try_get("finished_at")?,
+        })
+    }
+}
+
+/// A job this worker holds the lease of.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub spec: JobSpec,
+    /// This attempt's number, from 1.
+    pub attempt: i64,
+    pub max_attempts: i64,
+    pub worker: String,
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Claims the next runnable job: queued and due, or running with an expired lease (its worker
+    /// died), and first in its lane.
+    pub async fn claim_job(&self, worker: &str, lease_ms: i64) -> Result<Option<ClaimedJob>> {
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, claimed_by = $2, updated_at = $3
+             WHERE id = (
+                SELECT j.id FROM jobs j
+                WHERE ((j.state = 'queued' AND j.run_at <= $3) OR (j.state = 'running' AND j.lease_until < $3))
+                  AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.lane = j.lane AND e.id < j.id AND e.state IN ('queued', 'running'))
+                ORDER BY j.run_at, j.id LIMIT 1 {lock})
+             RETURNING id, payload, attempts, max_attempts, created_at"
+        );
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now + lease_ms)
+            .bind(worker)
+            .bind(now)
+            .fetch_optional(tx.conn())
+            .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let id: i64 = row.try_get("id")?;
+        let attempt: i64 = row.try_get("attempts")?;
+        let payload: String = row.try_get("payload")?;
+        sqlx::query("INSERT INTO job_attempts (job_id, attempt, worker, started_at) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(attempt)
+            .bind(worker)
+            .bind(now)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        let spec = serde_json::from_str(&payload)
+            .map_err(|e| StoreError::Corrupt(format!("job {id} payload: {e}")))?;
+        Ok(Some(ClaimedJob {
+            id,
+            spec,
+            attempt,
+            max_attempts: row.try_get("max_attempts")?,
+            worker: worker.to_string(),
+            created_at: row.try_get("created_at")?,
+        }))
+    }
+
+    /// Extends a claimed job's lease; `false` if the claim was lost.
+    pub async fn renew_lease(&self, job: &ClaimedJob, lease_ms: i64) -> Result<bool> {
+        let r = sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND claimed_by = $3 AND attempts = $4 AND state = 'running'")
+            .bind(now_ms() + lease_ms)
+            .bind(job.id)
+            .bind(&job.worker)
+            .bind(job.attempt)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn jobs_for_release(&self, release_id: i64) -> Result<Vec<JobRow>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE release_id = $1 ORDER BY id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(release_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(JobRow::from_row).collect()
+    }
+
+    pub async fn jobs_in_state(&self, state: &str) -> Result<Vec<JobRow>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state = $1 ORDER BY id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(state)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(JobRow::from_row).collect()
+    }
+
+    pub async fn job(&self, id: i64) -> Result<Option<JobRow>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(JobRow::from_row).transpose()
+    }
+
+    /// Counts of jobs per state, for health and tests.
+    pub async fn job_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// Puts a failed job back in the queue for a fresh set of attempts (`hoist retry`). A release
+    /// the job had failed is reopened at the step the job performs.
+    pub async fn retry_job(&self, id: i64) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_at = $1, attempts = 0, finished_at = NULL, updated_at = $1 WHERE id = $2 AND state = 'failed'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let row = sqlx::query("SELECT kind, release_id FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(tx.conn())
+            .await?;
+        let kind: String = row.try_get("kind")?;
+        if let Some(release_id) = row.try_get::<Option<i64>, _>("release_id")? {
+            tx.reopen_release(release_id, &kind).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Queues a stored delivery's work again (`hoist replay`): a build event is handled anew; a
+    /// ticket whose release failed is tagged again. Answers the new job's id.
+    pub async fn replay_delivery(&self, d: &super::Delivery) -> Result<Option<i64>> {
+        let mut tx = self.begin().await?;
+        let job = match (d.source.as_str(), d.release_id) {
+            ("circleci", _) => Some(
+                tx.enqueue(
+                    &JobSpec::HandleBuild { delivery_id: d.id },
+                    &format!("build:replay:{}", d.id),
+                    15,
+                    0,
+                )
+                .await?,
+            ),
+            ("jira", Some(release_id)) => match tx.release(release_id).await? {
+                Some(r) if r.status == crate::domain::ReleaseStatus::Failed && r.tag.is_none() => {
+                    tx.reopen_release(release_id, "create_tag").await?;
+                    Some(
+                        tx.enqueue(
+                            &JobSpec::CreateTag { release_id },
+                            &format!("tag:{}:{}", r.project, r.env),
+                            15,
+                            0,
+                        )
+                        .await?,
+                    )
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    /// Attempts of a job: (attempt, worker, started, finished, outcome, error).
+    pub async fn job_attempts(&self, job_id: i64) -> Result<Vec<serde_json::Value>> {
+        let rows = sqlx::query("SELECT attempt, started_at, finished_at, outcome, error FROM job_attempts WHERE job_id = $1 ORDER BY id")
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(serde_json::json!({
+                    "attempt": r.try_get::<i64, _>("attempt")?,
+                    "started_at": crate::http::api::rfc3339(r.try_get::<i64, _>("started_at")?),
+                    "finished_at": r.try_get::<Option<i64>, _>("finished_at")?.map(crate::http::api::rfc3339),
+                    "outcome": r.try_get::<Option<String>, _>("outcome")?,
+                    "error": r.try_get::<Option<String>, _>("error")?,
+                }))
+            })
+            .collect()
+    }
+}
+
+impl Tx {
+    /// Reopens a failed release at the step a job of `kind` performs.
+    pub async fn reopen_release(&mut self, release_id: i64, kind: &str) -> Result<()> {
+        let status = match kind {
+            "create_tag" => "received",
+            "deploy" => "built",
+            _ => return Ok(()),
+        };
+        sqlx::query("UPDATE releases SET status = $1, error = NULL, is_open = 1, finished_at = NULL, updated_at = $2 WHERE id = $3 AND status = 'failed'")
+            .bind(status)
+            .bind(now_ms())
+            .bind(release_id)
+            .execute(self.conn())
+            .await?;
+        self.add_event(
+            release_id,
+            "retried",
+            &format!("{kind} queued again by hand"),
+        )
+        .await
+    }
+
+    /// Adds a job, runnable after `delay_ms`.
+    pub async fn enqueue(
+        &mut self,
+        spec: &JobSpec,
+        lane: &str,
+        max_attempts: u32,
+        delay_ms: i64,
+    ) -> Result<i64> {
+        let now = now_ms();
+        let payload =
+            serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row = sqlx::query(
+            "INSERT INTO jobs (kind, release_id, lane, payload, state, attempts, max_attempts, run_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $7) RETURNING id",
+        )
+        .bind(spec.kind())
+        .bind(spec.release_id())
+        .bind(lane)
+        .bind(payload)
+        .bind(i64::from(max_attempts))
+        .bind(now + delay_ms)
+        .bind(now)
+        .fetch_one(self.conn())
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Marks a claimed job done. `false` (and nothing written) when this worker no longer holds the
+    /// claim: another worker took the job over, and its result is the one that counts.
+    pub async fn finish_job(&mut self, job: &ClaimedJob, outcome: &str) -> Result<bool> {
+        let now = now_ms();
+        let held = self.close_attempt(job, "done", outcome, None).await?;
+        if held {
+            sqlx::query("UPDATE jobs SET state = 'done', finished_at = $1, updated_at = $1, lease_until = NULL WHERE id = $2")
+                .bind(now)
+                .bind(job.id)
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(held)
+    }
+
+    /// Records a failed attempt: back to the queue at `retry_at`, or `failed` for good when it is
+    /// `None`.
+    pub async fn fail_job(
+        &mut self,
+        job: &ClaimedJob,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let state = if retry_at.is_some() {
+            "queued"
+        } else {
+            "failed"
+        };
+        let held = self.close_attempt(job, state, "error", Some(error)).await?;
+        if held {
+            sqlx::query(
+                "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = $3, lease_until = NULL,
+                 finished_at = $4, updated_at = $5 WHERE id = $6",
+            )
+            .bind(state)
+            .bind(retry_at)
+            .bind(error)
+            .bind(if retry_at.is_some() { None } else { Some(now) })
+            .bind(now)
+            .bind(job.id)
+            .execute(self.conn())
+            .await?;
+        }
+        Ok(held)
+    }
+
+    async fn close_attempt(
+        &mut self,
+        job: &ClaimedJob,
+        _state: &str,
+        outcome: &str,
+        error: Option<&str>,
+    ) -> Result<bool> {
+        // The claim is ours only while the row still names this worker and attempt.
+        let lock = if self.backend == Backend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT 1 AS one FROM jobs WHERE id = $1 AND claimed_by = $2 AND attempts = $3 AND state = 'running'{lock}"
+        );
+        let held = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(job.id)
+            .bind(&job.worker)
+            .bind(job.attempt)
+            .fetch_optional(self.conn())
+            .await?
+            .is_some();
+        sqlx::query("UPDATE job_attempts SET finished_at = $1, outcome = $2, error = $3 WHERE job_id = $4 AND attempt = $5 AND worker = $6")
+            .bind(now_ms())
+            .bind(if held { outcome } else { "lost lease" })
+            .bind(error)
+            .bind(job.id)
+            .bind(job.attempt)
+            .bind(&job.worker)
+            .execute(self.conn())
+            .await?;
+        Ok(held)
+    }
+}

@@ -1,0 +1,198 @@
+//! The store: deliveries, releases and their steps, the job queue, and known tags.
+//!
+//! One implementation serves SQLite (embedded default) and PostgreSQL through sqlx's `Any`
+//! driver; SQL is written once with `$n` placeholders, which both accept. The few places where the
+//! two differ (transaction start, row locking in the job claim) branch on [`Backend`].
+//!
+//! Every write that must be atomic happens inside one [`Tx`]: an inbound delivery, the release it
+//! starts and that release's first job commit together, so a 2xx answer means all of it is durable.
+
+mod jobs;
+mod model;
+mod releases;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use jobs::{ClaimedJob, JobRow};
+pub use model::{Delivery, Ingested, NewDelivery, NewRelease, Release, ReleaseEvent, TagRow};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("store error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// A conflict with a concurrent writer that a retry of the whole transaction will settle.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Self::Db(sqlx::Error::Database(e)) => {
+                e.is_unique_violation()
+                    || e.code().as_deref() == Some("40001")
+                    || e.code().as_deref() == Some("40P01")
+            }
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Milliseconds since the Unix epoch, the store's time unit.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Store {
+    /// Connects, creating the SQLite file if needed, and runs migrations.
+    pub async fn connect(url: &str, fsync: bool) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("sqlite:") {
+            let url = if url.contains("mode=") {
+                url.to_string()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else {
+            (Backend::Postgres, url.to_string())
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(StoreError::Unavailable)?;
+        let sync = if fsync { "FULL" } else { "NORMAL" };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 10 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA synchronous = {sync}")))
+                            .await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let store = Self { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`)
+    /// so that a read-then-write never fails halfway on a concurrent writer.
+    pub async fn begin(&self) -> Result<Tx> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(StoreError::Unavailable)?;
+        Ok(Tx {
+            tx,
+            backend: self.backend,
+        })
+    }
+
+    /// Runs `f` in a transaction, retrying a few times on a conflict with a concurrent writer.
+    pub async fn with_tx<T, F>(&self, mut f: F) -> Result<T>
+    where
+        F: for<'a> FnMut(&'a mut Tx) -> futures_util::future::BoxFuture<'a, Result<T>>,
+    {
+        let mut tries = 0;
+        loop {
+            let mut tx = self.begin().await?;
+            match f(&mut tx).await {
+                Ok(v) => match tx.commit().await {
+                    Ok(()) => return Ok(v),
+                    Err(e) if e.is_conflict() && tries < 5 => {}
+                    Err(e) => return Err(e),
+                },
+                Err(e) if e.is_conflict() && tries < 5 => {
+                    let _ = tx.rollback().await;
+                }
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    return Err(e);
+                }
+            }
+            tries += 1;
+            tokio::time::sleep(Duration::from_millis(5 * tries)).await;
+        }
+    }
+
+    /// Whether the store answers (for `/healthz`).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// A write transaction with the store's operations on it.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await.map_err(StoreError::from)
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        self.tx.rollback().await.map_err(StoreError::from)
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}

@@ -1,0 +1,503 @@
+//! Deliveries, releases, their timeline, and tags.
+
+use sqlx::Row;
+
+use super::model::{Delivery, Ingested, NewDelivery, NewRelease, Release, ReleaseEvent, TagRow};
+use super::{Result, Store, Tx, now_ms};
+use crate::domain::{JobSpec, ReleaseStatus};
+
+impl Store {
+    /// Records a delivery that starts (or joins) a release, with the release's first job, in one
+    /// transaction. A delivery whose key was seen before changes nothing.
+    pub async fn ingest_release(
+        &self,
+        delivery: NewDelivery,
+        release: NewRelease,
+        max_attempts: u32,
+    ) -> Result<Ingested> {
+        self.with_tx(|tx| {
+            let (delivery, release) = (delivery.clone(), release.clone());
+            Box::pin(async move {
+                if let Some(dup) = tx.find_duplicate(&delivery).await? {
+                    return Ok(dup);
+                }
+                if let Some(id) = tx
+                    .open_release(&release.project, &release.env, &release.commit)
+                    .await?
+                {
+                    let delivery_id = tx
+                        .insert_delivery(&delivery, &format!("joined open release {id}"), Some(id))
+                        .await?;
+                    tx.add_event(
+                        id,
+                        "received",
+                        &format!(
+                            "another request for the same commit joined this release{}",
+                            release
+                                .issue
+                                .as_deref()
+                                .map(|i| format!(" (issue {i})"))
+                                .unwrap_or_default()
+                        ),
+                    )
+                    .await?;
+                    return Ok(Ingested::Existing {
+                        release_id: id,
+                        delivery_id,
+                    });
+                }
+                let id = tx.insert_release(&release).await?;
+                let delivery_id = tx
+                    .insert_delivery(&delivery, "release started", Some(id))
+                    .await?;
+                tx.add_event(
+                    id,
+                    "received",
+                    &format!(
+                        "ticket {} asks for {} on {} ({})",
+                        release.issue.as_deref().unwrap_or("(none)"),
+                        release.commit,
+                        release.project,
+                        release.env
+                    ),
+                )
+                .await?;
+                tx.enqueue(
+                    &JobSpec::CreateTag { release_id: id },
+                    &format!("tag:{}:{}", release.project, release.env),
+                    max_attempts,
+                    0,
+                )
+                .await?;
+                Ok(Ingested::Created {
+                    release_id: id,
+                    delivery_id,
+                })
+            })
+        })
+        .await
+    }
+
+    /// Records a delivery and, unless it is a duplicate, the job built from its id.
+    pub async fn ingest_job(
+        &self,
+        delivery: NewDelivery,
+        outcome: &str,
+        job: Option<(fn(i64) -> JobSpec, String)>,
+        max_attempts: u32,
+    ) -> Result<Ingested> {
+        let outcome = outcome.to_string();
+        self.with_tx(|tx| {
+            let (delivery, outcome, job) = (delivery.clone(), outcome.clone(), job.clone());
+            Box::pin(async move {
+                if let Some(dup) = tx.find_duplicate(&delivery).await? {
+                    return Ok(dup);
+                }
+                let delivery_id = tx.insert_delivery(&delivery, &outcome, None).await?;
+                match job {
+                    Some((make, lane)) => {
+                        tx.enqueue(&make(delivery_id), &lane, max_attempts, 0)
+                            .await?;
+                        Ok(Ingested::Queued { delivery_id })
+                    }
+                    None => Ok(Ingested::Ignored { delivery_id }),
+                }
+            })
+        })
+        .await
+    }
+
+    pub async fn release(&self, id: i64) -> Result<Option<Release>> {
+        let sql = format!("SELECT {} FROM releases WHERE id = $1", Release::COLUMNS);
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Release::from_row).transpose()
+    }
+
+    /// Releases, newest first.
+    pub async fn releases(&self, limit: i64, before_id: Option<i64>) -> Result<Vec<Release>> {
+        let sql = format!(
+            "SELECT {} FROM releases WHERE id < $1 ORDER BY id DESC LIMIT $2",
+            Release::COLUMNS
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(before_id.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Release::from_row).collect()
+    }
+
+    pub async fn events(&self, release_id: i64) -> Result<Vec<ReleaseEvent>> {
+        let rows = sqlx::query(
+            "SELECT at, step, message FROM release_events WHERE release_id = $1 ORDER BY id",
+        )
+        .bind(release_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReleaseEvent {
+                    at: r.try_get("at")?,
+                    step: r.try_get("step")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Timeline events of every release after event id `after`, for the demo's live view.
+    pub async fn events_since(&self, after: i64) -> Result<Vec<(i64, i64, ReleaseEvent)>> {
+        let rows = sqlx::query("SELECT id, release_id, at, step, message FROM release_events WHERE id > $1 ORDER BY id")
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("release_id")?,
+                    ReleaseEvent {
+                        at: r.try_get("at")?,
+                        step: r.try_get("step")?,
+                        message: r.try_get("message")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn delivery(&self, id: i64) -> Result<Option<Delivery>> {
+        let sql = format!("SELECT {} FROM deliveries WHERE id = $1", Delivery::COLUMNS);
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Delivery::from_row).transpose()
+    }
+
+    pub async fn deliveries_count(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM deliveries")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+
+    /// Tags Hoist knows for a project's commit (full hash or unambiguous prefix).
+    pub async fn tags_for_commit(
+        &self,
+        project: &str,
+        env: &str,
+        commit: &str,
+    ) -> Result<Vec<TagRow>> {
+        let rows = sqlx::query(
+            "SELECT project, env, name, commit_sha, release_id, origin FROM tags
+             WHERE project = $1 AND env = $2 AND (commit_sha = $3 OR substr(commit_sha, 1, length($3)) = $3)
+             ORDER BY major DESC, minor DESC, patch DESC",
+        )
+        .bind(project)
+        .bind(env)
+        .bind(commit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(tag_from_row).collect()
+    }
+
+    /// Every tag of one project's environment that Hoist knows, for skipping taken versions.
+    pub async fn known_tags(&self, project: &str, env: &str) -> Result<Vec<TagRow>> {
+        let rows = sqlx::query(
+            "SELECT project, env, name, commit_sha, release_id, origin FROM tags WHERE project = $1 AND env = $2",
+        )
+        .bind(project)
+        .bind(env)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(tag_from_row).collect()
+    }
+}
+
+fn tag_from_row(r: &sqlx::any::AnyRow) -> Result<TagRow> {
+    Ok(TagRow {
+        project: r.try_get("project")?,
+        env: r.try_get("env")?,
+        name: r.try_get("name")?,
+        commit: r.try_get("commit_sha")?,
+        release_id: r.try_get("release_id")?,
+        origin: r.try_get("origin")?,
+    })
+}
+
+impl Tx {
+    async fn find_duplicate(&mut self, d: &NewDelivery) -> Result<Option<Ingested>> {
+        let Some(key) = &d.key else { return Ok(None) };
+        let row = sqlx::query(
+            "SELECT id, release_id FROM deliveries WHERE source = $1 AND delivery_key = $2",
+        )
+        .bind(d.source)
+        .bind(key)
+        .fetch_optional(self.conn())
+        .await?;
+        row.map(|r| {
+            Ok(Ingested::Duplicate {
+                delivery_id: r.try_get("id")?,
+                release_id: r.try_get("release_id")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_delivery(
+        &mut self,
+        d: &NewDelivery,
+        outcome: &str,
+        release_id: Option<i64>,
+    ) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO deliveries (source, delivery_key, event, client_ip, received_at, body, outcome, release_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(d.source)
+        .bind(d.key.as_deref())
+        .bind(&d.event)
+        .bind(d.client_ip.as_deref())
+        .bind(now_ms())
+        .bind(&d.body)
+        .bind(outcome)
+        .bind(release_id)
+        .fetch_one(self.conn())
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Updates what a delivery led to (a build event, once its job has decided).
+    pub async fn set_delivery_outcome(
+        &mut self,
+        id: i64,
+        outcome: &str,
+        release_id: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE deliveries SET outcome = $1, release_id = COALESCE($2, release_id) WHERE id = $3")
+            .bind(outcome)
+            .bind(release_id)
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn open_release(
+        &mut self,
+        project: &str,
+        env: &str,
+        commit: &str,
+    ) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT id FROM releases WHERE project = $1 AND env = $2 AND commit_sha = $3 AND is_open = 1")
+            .bind(project)
+            .bind(env)
+            .bind(commit)
+            .fetch_optional(self.conn())
+            .await?;
+        Ok(row.map(|r| r.try_get("id")).transpose()?)
+    }
+
+    pub async fn insert_release(&mut self, r: &NewRelease) -> Result<i64> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "INSERT INTO releases (project, env, repo, commit_sha, issue, status, received_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+        )
+        .bind(&r.project)
+        .bind(&r.env)
+        .bind(&r.repo)
+        .bind(&r.commit)
+        .bind(r.issue.as_deref())
+        .bind(ReleaseStatus::Received.as_str())
+        .bind(now)
+        .fetch_one(self.conn())
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    pub async fn release(&mut self, id: i64) -> Result<Option<Release>> {
+        let sql = format!("SELECT {} FROM releases WHERE id = $1", Release::COLUMNS);
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(self.conn())
+            .await?;
+        row.as_ref().map(Release::from_row).transpose()
+    }
+
+    /// The most recent release of a project that carries `tag` or was made for `commit`.
+    pub async fn release_for_build(
+        &mut self,
+        project: &str,
+        tag: &str,
+        commit: &str,
+    ) -> Result<Option<Release>> {
+        let sql = format!(
+            "SELECT {} FROM releases WHERE project = $1 AND (tag = $2 OR full_commit = $3 OR commit_sha = $3) ORDER BY CASE WHEN tag = $2 THEN 1 ELSE 0 END DESC, id DESC LIMIT 1",
+            Release::COLUMNS
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project)
+            .bind(tag)
+            .bind(commit)
+            .fetch_optional(self.conn())
+            .await?;
+        row.as_ref().map(Release::from_row).transpose()
+    }
+
+    pub async fn add_event(&mut self, release_id: i64, step: &str, message: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO release_events (release_id, at, step, message) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(release_id)
+        .bind(now_ms())
+        .bind(step)
+        .bind(message)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_commit_verified(&mut self, id: i64, full_commit: &str) -> Result<()> {
+        let now = now_ms();
+        sqlx::query("UPDATE releases SET full_commit = $1, commit_verified_at = COALESCE(commit_verified_at, $2), updated_at = $2 WHERE id = $3")
+            .bind(full_commit)
+            .bind(now)
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_tagged(
+        &mut self,
+        id: i64,
+        tag: &str,
+        version: &str,
+        reused: bool,
+    ) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE releases SET tag = $1, version = $2, tag_reused = $3, status = $4, tagged_at = $5, updated_at = $5
+             WHERE id = $6 AND status = 'received'",
+        )
+        .bind(tag)
+        .bind(version)
+        .bind(i64::from(reused))
+        .bind(ReleaseStatus::Tagged.as_str())
+        .bind(now)
+        .bind(id)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Records a build outcome on a release. `success` moves it to built, anything else to
+    /// build-failed (terminal).
+    pub async fn set_built(
+        &mut self,
+        id: i64,
+        status: &str,
+        build_url: Option<&str>,
+        success: bool,
+    ) -> Result<()> {
+        let now = now_ms();
+        let (new_status, open, finished) = if success {
+            (ReleaseStatus::Built, 1_i64, None)
+        } else {
+            (ReleaseStatus::BuildFailed, 0, Some(now))
+        };
+        sqlx::query(
+            "UPDATE releases SET build_status = $1, build_url = COALESCE($2, build_url), status = $3, built_at = $4,
+             is_open = $5, finished_at = $6, updated_at = $4 WHERE id = $7",
+        )
+        .bind(status)
+        .bind(build_url)
+        .bind(new_status.as_str())
+        .bind(now)
+        .bind(open)
+        .bind(finished)
+        .bind(id)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_deploy_triggered(&mut self, id: i64, event_id: Option<&str>) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE releases SET deploy_event_id = $1, status = $2, deploy_triggered_at = $3, finished_at = $3,
+             is_open = 0, updated_at = $3 WHERE id = $4",
+        )
+        .bind(event_id)
+        .bind(ReleaseStatus::DeployTriggered.as_str())
+        .bind(now)
+        .bind(id)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_failed(&mut self, id: i64, error: &str) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE releases SET status = $1, error = $2, is_open = 0, finished_at = $3, updated_at = $3 WHERE id = $4",
+        )
+        .bind(ReleaseStatus::Failed.as_str())
+        .bind(error)
+        .bind(now)
+        .bind(id)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_slack_ts(&mut self, id: i64, ts: &str) -> Result<()> {
+        sqlx::query("UPDATE releases SET slack_ts = COALESCE(slack_ts, $1) WHERE id = $2")
+            .bind(ts)
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Records a tag. A tag already known (same project and name) is left as it is; the answer
+    /// says which commit it is on.
+    pub async fn record_tag(
+        &mut self,
+        project: &str,
+        env: &str,
+        name: &str,
+        commit: &str,
+        version: crate::pipeline::version::Version,
+        release_id: Option<i64>,
+        origin: &str,
+    ) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO tags (project, env, name, commit_sha, major, minor, patch, release_id, origin, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (project, name) DO NOTHING",
+        )
+        .bind(project)
+        .bind(env)
+        .bind(name)
+        .bind(commit)
+        .bind(version.major as i64)
+        .bind(version.minor as i64)
+        .bind(version.patch as i64)
+        .bind(release_id)
+        .bind(origin)
+        .bind(now_ms())
+        .execute(self.conn())
+        .await?;
+        let row = sqlx::query("SELECT commit_sha FROM tags WHERE project = $1 AND name = $2")
+            .bind(project)
+            .bind(name)
+            .fetch_one(self.conn())
+            .await?;
+        Ok(row.try_get("commit_sha")?)
+    }
+}

@@ -1,0 +1,260 @@
+//! The worker: claims jobs from the store and runs them, retrying failures durably.
+//!
+//! Each job body does its outbound calls first, then commits its effects (release state, timeline
+//! event, follow-up jobs) together with marking itself done, in one transaction. A crash between
+//! the call and the commit leaves the job to be claimed again after its lease, so every job body
+//! is written to be idempotent.
+
+mod build;
+mod deploy;
+mod notify;
+mod tag;
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::app::App;
+use crate::clients::CallError;
+use crate::config::RetryConfig;
+use crate::domain::{JobSpec, NotifyEvent};
+use crate::store::{ClaimedJob, StoreError, Tx, now_ms};
+
+/// Why a job attempt did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// An outbound call failed; retried if the error is transient.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The store failed; always retried.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Cannot succeed (configuration changed, data missing): the job fails now.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl StepError {
+    fn retriable(&self) -> bool {
+        match self {
+            Self::Call(e) => e.is_retriable(),
+            Self::Store(_) => true,
+            Self::Fatal(_) => false,
+        }
+    }
+}
+
+pub type StepResult = Result<(), StepError>;
+
+/// What one call of [`run_next`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    Job(i64),
+    Empty,
+}
+
+/// Claims and runs one job, if one is ready.
+pub async fn run_next(app: &App) -> Result<Ran, StoreError> {
+    let lease_ms = (app.config.worker.lease_secs * 1000) as i64;
+    let Some(job) = app.store.claim_job(&app.worker_id, lease_ms).await? else {
+        return Ok(Ran::Empty);
+    };
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!(
+        "job",
+        job.id = job.id,
+        job.kind = job.spec.kind(),
+        job.attempt = job.attempt
+    );
+    let result = {
+        let _e = span.enter();
+        tracing::debug!("job started");
+        drop(_e);
+        tokio::select! {
+            r = run_job(app, &job) => r,
+            _ = keep_lease(app, &job, lease_ms) => Err(StepError::Fatal("lost the job's lease".into())),
+        }
+    };
+    let _e = span.enter();
+    match result {
+        Ok(()) => tracing::info!(
+            duration_ms = started.elapsed().as_millis() as u64,
+            "job done"
+        ),
+        Err(e) => {
+            drop(_e);
+            record_failure(app, &job, &e).await?;
+        }
+    }
+    app.jobs_ready.notify_waiters();
+    Ok(Ran::Job(job.id))
+}
+
+/// Renews the lease while a job runs; returns only if the lease was lost.
+async fn keep_lease(app: &App, job: &ClaimedJob, lease_ms: i64) {
+    loop {
+        tokio::time::sleep(Duration::from_millis((lease_ms / 3).max(100) as u64)).await;
+        match app.store.renew_lease(job, lease_ms).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => tracing::warn!(error = %e, "could not renew a job lease"),
+        }
+    }
+}
+
+async fn run_job(app: &App, job: &ClaimedJob) -> StepResult {
+    match &job.spec {
+        JobSpec::CreateTag { release_id } => tag::run(app, job, *release_id).await,
+        JobSpec::HandleBuild { delivery_id } => build::run(app, job, *delivery_id).await,
+        JobSpec::Deploy { release_id } => deploy::run(app, job, *release_id).await,
+        JobSpec::Notify { release_id, event } => notify::run(app, job, *release_id, event).await,
+    }
+}
+
+async fn record_failure(app: &App, job: &ClaimedJob, e: &StepError) -> Result<(), StoreError> {
+    let message = e.to_string();
+    let retry_at = (e.retriable() && job.attempt < job.max_attempts).then(|| {
+        let after = match e {
+            StepError::Call(c) => c.retry_after(),
+            _ => None,
+        };
+        now_ms() + backoff_ms(&app.config.worker.retry, job.attempt, after)
+    });
+    match retry_at {
+        Some(at) => {
+            tracing::warn!(job.id = job.id, job.kind = job.spec.kind(), error = %message, retry_in_ms = at - now_ms(), "job attempt failed; will retry")
+        }
+        None => {
+            tracing::error!(job.id = job.id, job.kind = job.spec.kind(), error = %message, attempts = job.attempt, "job failed for good")
+        }
+    }
+    let mut tx = app.store.begin().await?;
+    if tx.fail_job(job, &message, retry_at).await? && retry_at.is_none() {
+        give_up(&mut tx, app, job, &message).await?;
+    }
+    tx.commit().await
+}
+
+/// Effects of a job that will not be retried: the release fails visibly, and Slack is told.
+async fn give_up(tx: &mut Tx, app: &App, job: &ClaimedJob, error: &str) -> Result<(), StoreError> {
+    let (release_id, step) = match &job.spec {
+        JobSpec::CreateTag { release_id } => (*release_id, "tagging"),
+        JobSpec::Deploy { release_id } => (*release_id, "deploy trigger"),
+        JobSpec::HandleBuild { delivery_id } => {
+            tx.set_delivery_outcome(*delivery_id, &format!("failed: {error}"), None)
+                .await?;
+            return Ok(());
+        }
+        JobSpec::Notify { .. } => return Ok(()),
+    };
+    tx.set_failed(release_id, &format!("{step} failed: {error}"))
+        .await?;
+    tx.add_event(
+        release_id,
+        "failed",
+        &format!("{step} failed after {} attempt(s): {error}", job.attempt),
+    )
+    .await?;
+    notify_later(
+        tx,
+        app,
+        release_id,
+        NotifyEvent::Failed {
+            step: step.into(),
+            error: error.into(),
+        },
+    )
+    .await
+}
+
+/// Marks a job done with no other effect.
+async fn finish_job(app: &App, job: &ClaimedJob, outcome: &str) -> StepResult {
+    let mut tx = app.store.begin().await?;
+    tx.finish_job(job, outcome).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Enqueues a Slack message for a release, in the release's notification lane (one at a time,
+/// in order, so a thread's first message is its root).
+pub async fn notify_later(
+    tx: &mut Tx,
+    app: &App,
+    release_id: i64,
+    event: NotifyEvent,
+) -> Result<(), StoreError> {
+    if app.slack.is_none() {
+        return Ok(());
+    }
+    tx.enqueue(
+        &JobSpec::Notify { release_id, event },
+        &format!("notify:{release_id}"),
+        app.max_attempts(),
+        0,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Exponential backoff with jitter: base * 2^(attempt-1), capped, then a random point in its upper
+/// half; never sooner than the service's `Retry-After`.
+pub fn backoff_ms(c: &RetryConfig, attempt: i64, retry_after: Option<Duration>) -> i64 {
+    let exp = c
+        .base_ms
+        .saturating_mul(1u64 << (attempt.clamp(1, 30) - 1) as u32)
+        .min(c.max_delay_ms);
+    let jittered = rand::rng().random_range(exp / 2..=exp.max(1));
+    let floor = retry_after.map(|d| d.as_millis() as u64).unwrap_or(0);
+    jittered.max(floor) as i64
+}
+
+/// Runs jobs until `shutdown` fires: `concurrency` loops that claim, run, and sleep when idle
+/// until a job is enqueued here or the poll interval passes (jobs from other replicas, retries).
+pub async fn run(app: App, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..app.config.worker.concurrency {
+        let app = app.clone();
+        let mut shutdown = shutdown.clone();
+        loops.spawn(async move {
+            let poll = Duration::from_millis(app.config.worker.poll_ms);
+            loop {
+                if *shutdown.borrow() {
+                    return;
+                }
+                let notified = app.jobs_ready.notified();
+                match run_next(&app).await {
+                    Ok(Ran::Job(_)) => continue,
+                    Ok(Ran::Empty) => {}
+                    Err(e) => tracing::warn!(error = %e, "worker could not claim a job"),
+                }
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        });
+    }
+    let _ = shutdown.changed().await;
+    while loops.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_honours_retry_after() {
+        let c = RetryConfig {
+            base_ms: 1000,
+            max_delay_ms: 60_000,
+            max_attempts: 10,
+        };
+        for attempt in 1..=12 {
+            let d = backoff_ms(&c, attempt, None);
+            let exp = (1000u64 << (attempt - 1).min(20)).min(60_000) as i64;
+            assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d}");
+        }
+        assert!(backoff_ms(&c, 1, Some(Duration::from_secs(30))) >= 30_000);
+    }
+}
