@@ -1,8 +1,223 @@
-//! The one-command demo (being built).
+//! `hoist demo`: the whole pipeline against built-in simulators, shown step by step.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::domain::ReleaseStatus;
+use crate::stack::{REPO, Stack, StackOptions};
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Keep Hoist and the simulators running afterwards so you can post your own webhooks
+    /// (curl lines are printed). Stop with Ctrl-C.
+    #[arg(long)]
+    pub keep_running: bool,
+    /// Play a failed CircleCI build: the release is marked build-failed and nothing is deployed.
+    #[arg(long)]
+    pub fail_build: bool,
+    /// Seconds the simulated CircleCI build takes.
+    #[arg(long, default_value_t = 1.5)]
+    pub build_secs: f64,
+}
 
-pub async fn run(_args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("the demo is not built yet")
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let options = StackOptions {
+        build_delay: Duration::from_secs_f64(args.build_secs.clamp(0.0, 60.0)),
+        retry_base_ms: 200,
+        poll_ms: 50,
+        // CircleCI starts watching once the repository's history is in place.
+        auto_build: false,
+        ..StackOptions::default()
+    };
+    let started = Instant::now();
+    let stack = Stack::start(options).await?;
+    if args.fail_build {
+        stack.circleci.set_outcome("failed");
+    }
+    println!("Hoist demo: everything runs on this machine; no account anywhere.\n");
+    println!(
+        "  hoist            {}  (store: {})",
+        stack.url, stack.app.config.store.url
+    );
+    println!("  bitbucket (sim)  {}", stack.bitbucket.base_url());
+    println!("  spinnaker (sim)  {}", stack.gate.url());
+    println!("  slack (sim)      {}", stack.slack.api_url());
+    println!();
+
+    // A repository with history: the highest stg tag is stg1.3.99, so the next is stg1.4.0
+    // (patch rollover at 99), and the newest tag by date is not the highest version.
+    let old = stack.commit("Initial import");
+    for (i, name) in ["stg1.3.97", "stg1.3.98", "stg1.3.99", "stg1.2.40"]
+        .iter()
+        .enumerate()
+    {
+        let c = stack.commit(&format!("Release work {i}"));
+        stack.bitbucket.add_tag(REPO, name, &c);
+    }
+    stack.bitbucket.add_tag(REPO, "stgfoo", &old);
+    stack.circleci.watch(stack.bitbucket.subscribe());
+    let commit = stack.commit("PAY-123: retry card authorisations on timeout");
+    println!(
+        "  repository acme/{REPO} has tags stg1.2.40, stg1.3.97, stg1.3.98, stg1.3.99, stgfoo"
+    );
+    println!("  new commit {} is ready for release\n", &commit[..7]);
+
+    let printer = tokio::spawn(show_steps(
+        stack.app.clone(),
+        stack.slack.clone(),
+        stack.gate.clone(),
+        stack.circleci.clone(),
+        started,
+    ));
+    let (status, body) = stack.assign("PAY-123", &commit).await?;
+    line(
+        started,
+        "jira",
+        &format!("PAY-123 assigned -> Automation POST /hooks/jira -> {status} {body}"),
+    );
+    let id = body["release"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("Hoist did not accept the ticket: {body}"))?;
+    let done = stack
+        .wait_release(id, Duration::from_secs(60), |r| r.status.is_terminal())
+        .await?;
+    stack.settle(Duration::from_secs(10)).await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    printer.abort();
+
+    println!();
+    let detail = crate::http::api::detail(&stack.app, &done).await?;
+    crate::cli::print_release_detail(&detail);
+    let ok = if args.fail_build {
+        done.status == ReleaseStatus::BuildFailed && stack.gate.triggers().is_empty()
+    } else {
+        done.status == ReleaseStatus::DeployTriggered && stack.gate.triggers().len() == 1
+    };
+    println!(
+        "\n{} Slack message(s) in the release's thread; {} Spinnaker trigger(s).",
+        stack.slack.messages().len(),
+        stack.gate.triggers().len()
+    );
+
+    if args.keep_running {
+        print_curl_lines(&stack);
+        tokio::signal::ctrl_c().await?;
+    }
+    stack.stop().await?;
+    if ok {
+        println!(
+            "demo: {}",
+            if args.fail_build {
+                "failed build reported, nothing deployed"
+            } else {
+                "ticket to deploy, end to end"
+            }
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "demo: the release ended as {} (error: {:?})",
+            done.status, done.error
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn line(started: Instant, who: &str, what: &str) {
+    println!(
+        "{:>8.3}s  {:<10} {}",
+        started.elapsed().as_secs_f64(),
+        who,
+        what
+    );
+}
+
+/// Prints Hoist's timeline events, CircleCI's webhooks, Gate's triggers and Slack's messages as
+/// they happen.
+async fn show_steps(
+    app: crate::app::App,
+    slack: crate::sim::slack::SlackSim,
+    gate: crate::sim::spinnaker::GateSim,
+    circleci: crate::sim::circleci::CircleCiSim,
+    started: Instant,
+) {
+    let mut last_event = 0;
+    let (mut slack_seen, mut gate_seen, mut ci_seen) = (0, 0, 0);
+    loop {
+        if let Ok(events) = app.store.events_since(last_event).await {
+            for (id, release, e) in events {
+                last_event = id;
+                line(
+                    started,
+                    "hoist",
+                    &format!("release {release} {}: {}", e.step, e.message),
+                );
+            }
+        }
+        let sent = circleci.sent();
+        for w in sent.iter().skip(ci_seen) {
+            line(
+                started,
+                "circleci",
+                &format!(
+                    "{} ({}) signed -> POST /hooks/circleci -> {}",
+                    w.event_type, w.id, w.status
+                ),
+            );
+        }
+        ci_seen = sent.len();
+        let triggers = gate.triggers();
+        for t in triggers.iter().skip(gate_seen) {
+            line(
+                started,
+                "spinnaker",
+                &format!(
+                    "POST /webhooks/webhook/{} parameters {} -> eventId {}",
+                    t.source, t.parameters, t.event_id
+                ),
+            );
+        }
+        gate_seen = triggers.len();
+        let messages = slack.messages();
+        for m in messages.iter().skip(slack_seen) {
+            let thread = if m.thread_ts.is_some() {
+                "in thread"
+            } else {
+                "new thread"
+            };
+            line(
+                started,
+                "slack",
+                &format!("{thread}: {}", m.text.as_deref().unwrap_or("")),
+            );
+        }
+        slack_seen = messages.len();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn print_curl_lines(stack: &Stack) {
+    let commit = stack.commit("Another change, for you to release");
+    println!(
+        "\nStill running. Try it yourself (a new commit {commit} is in the simulated repository):\n"
+    );
+    println!(
+        "  curl -s -X POST {}/hooks/jira -H 'Content-Type: application/json' -H '{}: {}' \\\n    -d '{{\"repo\": \"{REPO}\", \"commit\": \"{commit}\", \"issue\": \"PAY-124\"}}'\n",
+        stack.url,
+        crate::stack::JIRA_TOKEN_HEADER,
+        stack.options.jira_token
+    );
+    println!(
+        "  curl -s '{}/hooks/jira?wait=10' ...    # same, answering 201 with the tag once it exists",
+        stack.url
+    );
+    println!(
+        "  curl -s {}/api/releases | python3 -m json.tool",
+        stack.url
+    );
+    println!(
+        "  curl -s {}/api/releases/1 | python3 -m json.tool\n",
+        stack.url
+    );
+    println!("(The demo's secrets are throwaway values. Ctrl-C stops everything.)");
 }

@@ -14,5 +14,6 @@ pub mod http;
 pub mod pipeline;
 pub mod sim;
 pub mod sources;
+pub mod stack;
 pub mod store;
 pub mod worker;

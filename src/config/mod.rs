@@ -198,7 +198,7 @@ pub struct SourceAuthConfig {
     pub token: Option<SecretRef>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Default)]
 pub struct JiraSourceConfig {
     #[serde(default)]
     pub allow_ips: Vec<String>,
@@ -209,19 +209,6 @@ pub struct JiraSourceConfig {
     pub fields: AutomationFields,
     #[serde(default)]
     pub issue_fields: IssueFields,
-}
-
-impl Default for JiraSourceConfig {
-    fn default() -> Self {
-        Self {
-            allow_ips: Vec::new(),
-            secret: None,
-            token_header: None,
-            token: None,
-            fields: AutomationFields::default(),
-            issue_fields: IssueFields::default(),
-        }
-    }
 }
 
 impl JiraSourceConfig {
@@ -395,7 +382,18 @@ impl Config {
 
     /// Parses TOML text. Unknown keys are returned as problems (all of them, with their paths).
     pub fn parse(text: &str) -> Result<(Config, Vec<Problem>), String> {
-        let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+        // toml's own Display quotes the offending line, which could hold a secret someone pasted
+        // inline: report the position and the message only.
+        let describe = |e: toml::de::Error| match e.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+                format!("line {line}, column {col}: {}", e.message())
+            }
+            None => e.message().to_string(),
+        };
+        let de = toml::Deserializer::parse(text).map_err(describe)?;
         let mut unknown = Vec::new();
         let config: Config = serde_ignored::deserialize(de, |path| {
             unknown.push(Problem {
@@ -403,7 +401,7 @@ impl Config {
                 message: "unknown key".into(),
             })
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(describe)?;
         Ok((config, unknown))
     }
 
@@ -570,7 +568,7 @@ impl Config {
             }
             if project.build_job.is_some() && project.build_workflow.is_some() {
                 push(
-                    format!("{at}"),
+                    at.clone(),
                     "set build_job or build_workflow, not both".into(),
                 );
             }

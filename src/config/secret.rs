@@ -147,6 +147,7 @@ mod tests {
             token: SecretRef,
         }
         let err = toml::from_str::<T>("token = \"hunter2\"").unwrap_err();
+        let err = err.message().to_string();
         assert!(err.to_string().contains("inline secrets are refused"));
         assert!(!err.to_string().contains("hunter2"));
     }

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::request::{SignatureKind, authenticate, client_ip, peer_ip, read_body, require_json};
 use crate::app::App;
-use crate::domain::{JobSpec, ReleaseStatus};
+use crate::domain::ReleaseStatus;
 use crate::sources::circleci::{self, BuildKind};
 use crate::sources::jira::{self, JiraEvent};
 use crate::store::{Ingested, NewDelivery, NewRelease};
@@ -54,7 +54,7 @@ pub async fn jira(
             let d = delivery("jira", key, &event, client, &body);
             let r = app
                 .store
-                .ingest_job(d, &format!("ignored: {reason}"), None, 0)
+                .ingest_delivery(d, &format!("ignored: {reason}"), None, 0)
                 .await?;
             return Ok(ignored(r, &reason));
         }
@@ -145,19 +145,16 @@ pub async fn circleci(State(app): State<App>, req: Request) -> Result<Response, 
     );
 
     let decision = match_build(&app, &ev);
-    let (outcome, job) = match &decision {
+    let (outcome, lane) = match &decision {
         Err(reason) => (format!("ignored: {reason}"), None),
         Ok(project) => (
             format!("build of {project} queued"),
-            Some((
-                (|delivery_id| JobSpec::HandleBuild { delivery_id }) as fn(i64) -> JobSpec,
-                format!("build:{}", ev.id),
-            )),
+            Some(format!("build:{}", ev.id)),
         ),
     };
     let r = app
         .store
-        .ingest_job(d, &outcome, job, app.max_attempts())
+        .ingest_delivery(d, &outcome, lane, app.max_attempts())
         .await?;
     app.jobs_ready.notify_waiters();
     Ok(match (r, decision) {

@@ -282,7 +282,8 @@ mod tests {
     #[test]
     fn family_membership_is_whole_name() {
         let s = stg();
-        let cases: &[(&str, Option<(u64, u64, u64)>)] = &[
+        type Case<'a> = (&'a str, Option<(u64, u64, u64)>);
+        let cases: &[Case] = &[
             ("stg1.4.7", Some((1, 4, 7))),
             ("stg0.0.0", Some((0, 0, 0))),
             ("stg10.20.300", Some((10, 20, 300))),

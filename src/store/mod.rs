@@ -19,6 +19,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use jobs::{ClaimedJob, JobRow};
 pub use model::{Delivery, Ingested, NewDelivery, NewRelease, Release, ReleaseEvent, TagRow};
+pub use releases::NewTag;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

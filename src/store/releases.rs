@@ -78,26 +78,32 @@ impl Store {
         .await
     }
 
-    /// Records a delivery and, unless it is a duplicate, the job built from its id.
-    pub async fn ingest_job(
+    /// Records a delivery and, unless it is a duplicate, a `handle_build` job for it in `lane`
+    /// (`None`: recorded only, nothing to do).
+    pub async fn ingest_delivery(
         &self,
         delivery: NewDelivery,
         outcome: &str,
-        job: Option<(fn(i64) -> JobSpec, String)>,
+        build_lane: Option<String>,
         max_attempts: u32,
     ) -> Result<Ingested> {
         let outcome = outcome.to_string();
         self.with_tx(|tx| {
-            let (delivery, outcome, job) = (delivery.clone(), outcome.clone(), job.clone());
+            let (delivery, outcome, lane) = (delivery.clone(), outcome.clone(), build_lane.clone());
             Box::pin(async move {
                 if let Some(dup) = tx.find_duplicate(&delivery).await? {
                     return Ok(dup);
                 }
                 let delivery_id = tx.insert_delivery(&delivery, &outcome, None).await?;
-                match job {
-                    Some((make, lane)) => {
-                        tx.enqueue(&make(delivery_id), &lane, max_attempts, 0)
-                            .await?;
+                match lane {
+                    Some(lane) => {
+                        tx.enqueue(
+                            &JobSpec::HandleBuild { delivery_id },
+                            &lane,
+                            max_attempts,
+                            0,
+                        )
+                        .await?;
                         Ok(Ingested::Queued { delivery_id })
                     }
                     None => Ok(Ingested::Ignored { delivery_id }),
@@ -216,6 +222,18 @@ impl Store {
         .await?;
         rows.iter().map(tag_from_row).collect()
     }
+}
+
+/// A tag to record.
+pub struct NewTag<'a> {
+    pub project: &'a str,
+    pub env: &'a str,
+    pub name: &'a str,
+    pub commit: &'a str,
+    pub version: crate::pipeline::version::Version,
+    pub release_id: Option<i64>,
+    /// `hoist` (made by Hoist), `scm` (found in the repository), `build` (named by a build).
+    pub origin: &'a str,
 }
 
 fn tag_from_row(r: &sqlx::any::AnyRow) -> Result<TagRow> {
@@ -467,16 +485,16 @@ impl Tx {
 
     /// Records a tag. A tag already known (same project and name) is left as it is; the answer
     /// says which commit it is on.
-    pub async fn record_tag(
-        &mut self,
-        project: &str,
-        env: &str,
-        name: &str,
-        commit: &str,
-        version: crate::pipeline::version::Version,
-        release_id: Option<i64>,
-        origin: &str,
-    ) -> Result<String> {
+    pub async fn record_tag(&mut self, t: &NewTag<'_>) -> Result<String> {
+        let (project, env, name, commit, version, release_id, origin) = (
+            t.project,
+            t.env,
+            t.name,
+            t.commit,
+            t.version,
+            t.release_id,
+            t.origin,
+        );
         sqlx::query(
             "INSERT INTO tags (project, env, name, commit_sha, major, minor, patch, release_id, origin, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (project, name) DO NOTHING",

@@ -7,7 +7,7 @@ use crate::config::ProjectConfig;
 use crate::domain::{JobSpec, NotifyEvent, ReleaseStatus, short_sha};
 use crate::pipeline::version::{TagScheme, Version};
 use crate::sources::circleci;
-use crate::store::{ClaimedJob, NewRelease, now_ms};
+use crate::store::{ClaimedJob, NewRelease, NewTag, now_ms};
 
 /// A tag found for a build.
 struct Found {
@@ -66,15 +66,15 @@ pub async fn run(app: &App, job: &ClaimedJob, delivery_id: i64) -> StepResult {
         tx.rollback().await?;
         return Ok(());
     }
-    tx.record_tag(
-        &project.name,
-        &found.env,
-        &found.tag,
-        &found.commit,
-        found.version,
-        None,
-        found.origin,
-    )
+    tx.record_tag(&NewTag {
+        project: &project.name,
+        env: &found.env,
+        name: &found.tag,
+        commit: &found.commit,
+        version: found.version,
+        release_id: None,
+        origin: found.origin,
+    })
     .await?;
     let release = match tx
         .release_for_build(&project.name, &found.tag, &found.commit)

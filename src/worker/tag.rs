@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::clients::bitbucket::Created;
 use crate::domain::{NotifyEvent, ReleaseStatus, short_sha};
 use crate::pipeline::version::{TagScheme, Version};
-use crate::store::{ClaimedJob, now_ms};
+use crate::store::{ClaimedJob, NewTag, now_ms};
 
 /// How many names to try when others keep taking the one Hoist picked.
 const MAX_CONFLICTS: usize = 20;
@@ -172,8 +172,16 @@ async fn record(
         tx.rollback().await?;
         return Ok(());
     }
-    tx.record_tag(&r.project, &r.env, tag, full, version, Some(r.id), origin)
-        .await?;
+    tx.record_tag(&NewTag {
+        project: &r.project,
+        env: &r.env,
+        name: tag,
+        commit: full,
+        version,
+        release_id: Some(r.id),
+        origin,
+    })
+    .await?;
     tx.set_tagged(r.id, tag, &version.to_string(), reused)
         .await?;
     let msg = if reused {

@@ -1,0 +1,203 @@
+//! Tests of the Slack simulator: incoming webhook and `chat.postMessage`, through reqwest.
+
+use super::*;
+use crate::sim::Fault;
+
+const BLOCKS: &str = include_str!("../../../fixtures/slack-incoming-webhook-request-blocks.json");
+
+async fn post_hook(url: &str, body: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn post_api(sim: &SlackSim, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/chat.postMessage", sim.api_url()))
+        .json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn webhook_accepts_text_and_blocks_and_answers_ok() {
+    let sim = SlackSim::start(None).await.unwrap();
+    assert_eq!(
+        post_hook(&sim.webhook_url(), BLOCKS).await,
+        (200, "ok".into())
+    );
+    assert_eq!(
+        post_hook(&sim.webhook_url(), r#"{"text": "plain"}"#).await,
+        (200, "ok".into())
+    );
+    let messages = sim.messages();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0].via, SlackVia::Webhook);
+    assert_eq!(messages[0].text.as_deref(), Some("hello!"));
+    assert_eq!(
+        messages[0]
+            .blocks
+            .as_ref()
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(messages[0].ts < messages[1].ts);
+}
+
+#[tokio::test]
+async fn webhook_errors_are_plain_text_4xx() {
+    let sim = SlackSim::start(None).await.unwrap();
+    let url = sim.webhook_url();
+    assert_eq!(
+        post_hook(&url, "not json").await,
+        (400, "invalid_payload".into())
+    );
+    assert_eq!(
+        post_hook(&url, r#"{"username": "x"}"#).await,
+        (400, "no_text".into())
+    );
+    let other = url.replace("B00000000", "B99999999");
+    assert_eq!(
+        post_hook(&other, r#"{"text": "x"}"#).await,
+        (404, "no_service".into())
+    );
+    sim.archive_channel(WEBHOOK_CHANNEL);
+    assert_eq!(
+        post_hook(&url, r#"{"text": "x"}"#).await,
+        (410, "channel_is_archived".into())
+    );
+    assert!(sim.messages().is_empty());
+    assert_eq!(sim.request_count(), 4);
+}
+
+#[tokio::test]
+async fn webhook_rate_limit_has_retry_after() {
+    let sim = SlackSim::start(None).await.unwrap();
+    sim.faults().push(
+        Fault::RateLimited {
+            retry_after_secs: 3,
+        },
+        1,
+    );
+    let response = reqwest::Client::new()
+        .post(sim.webhook_url())
+        .json(&json!({"text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "3");
+    assert_eq!(
+        post_hook(&sim.webhook_url(), r#"{"text": "x"}"#).await.0,
+        200
+    );
+    sim.faults().push(Fault::Status(503), 1);
+    assert_eq!(
+        post_hook(&sim.webhook_url(), r#"{"text": "x"}"#).await.0,
+        503
+    );
+}
+
+#[tokio::test]
+async fn post_message_threads_and_answers_like_slack() {
+    let sim = SlackSim::start(Some("xoxb-1".into())).await.unwrap();
+    let (status, root) = post_api(
+        &sim,
+        Some("xoxb-1"),
+        json!({"channel": "C0123456", "text": "root"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(root["ok"], true);
+    assert_eq!(root["channel"], "C0123456");
+    assert_eq!(root["message"]["text"], "root");
+    let root_ts = root["ts"].as_str().unwrap().to_string();
+    assert_eq!(root_ts.split('.').nth(1).unwrap().len(), 6);
+    let reply = json!({"channel": "C0123456", "text": "reply", "thread_ts": root_ts});
+    let (_, reply) = post_api(&sim, Some("xoxb-1"), reply).await;
+    assert!(reply["ts"].as_str().unwrap() > root_ts.as_str());
+    assert_eq!(reply["message"]["thread_ts"], json!(root_ts));
+
+    let form = reqwest::Client::new()
+        .post(format!("{}/chat.postMessage", sim.api_url()))
+        .bearer_auth("xoxb-1")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("channel=C0123456&text=form")
+        .send()
+        .await
+        .unwrap();
+    let form: Value = form.json().await.unwrap();
+    assert_eq!(form["ok"], true);
+
+    let messages = sim.messages();
+    assert_eq!(messages.len(), 3);
+    assert_eq!(messages[1].thread_ts.as_deref(), Some(root_ts.as_str()));
+    assert_eq!(messages[1].via, SlackVia::Bot);
+    assert_eq!(messages[2].text.as_deref(), Some("form"));
+}
+
+#[tokio::test]
+async fn post_message_failures_are_ok_false() {
+    let sim = SlackSim::start(Some("xoxb-1".into())).await.unwrap();
+    let body = json!({"channel": "C0123456", "text": "x"});
+    let cases = [
+        (None, body.clone(), "not_authed"),
+        (Some("xoxb-2"), body.clone(), "invalid_auth"),
+        (
+            Some("xoxb-1"),
+            json!({"channel": "D1", "text": "x"}),
+            "channel_not_found",
+        ),
+        (Some("xoxb-1"), json!({"text": "x"}), "channel_not_found"),
+        (Some("xoxb-1"), json!({"channel": "C0123456"}), "no_text"),
+    ];
+    for (token, body, error) in cases {
+        let (status, answer) = post_api(&sim, token, body).await;
+        assert_eq!(
+            (status, &answer["ok"], &answer["error"]),
+            (200, &json!(false), &json!(error))
+        );
+    }
+    sim.archive_channel("C0123456");
+    let (_, answer) = post_api(&sim, Some("xoxb-1"), body.clone()).await;
+    assert_eq!(answer["error"], "is_archived");
+    sim.set_channels(vec!["C1".into()]);
+    let (_, answer) = post_api(&sim, Some("xoxb-1"), json!({"channel": "C2", "text": "x"})).await;
+    assert_eq!(answer["error"], "channel_not_found");
+    assert!(sim.messages().is_empty());
+}
+
+#[tokio::test]
+async fn post_message_rate_limit_is_429_with_retry_after() {
+    let sim = SlackSim::start(None).await.unwrap();
+    sim.faults().push(
+        Fault::RateLimited {
+            retry_after_secs: 30,
+        },
+        1,
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}/chat.postMessage", sim.api_url()))
+        .bearer_auth("any")
+        .json(&json!({"channel": "C1", "text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "30");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"ok": false, "error": "ratelimited"}));
+    let (status, answer) = post_api(&sim, Some("any"), json!({"channel": "C1", "text": "x"})).await;
+    assert_eq!((status, answer["ok"].clone()), (200, json!(true)));
+}

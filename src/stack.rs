@@ -1,0 +1,306 @@
+//! A whole pipeline on loopback: Hoist (server + worker) wired to simulators of Bitbucket, CircleCI,
+//! Spinnaker Gate, Slack and Jira. `hoist demo` and the integration tests both run on it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::app::App;
+use crate::config::{
+    BitbucketAuthConfig, BitbucketConfig, Config, EnvConfig, JiraConfig, ProjectConfig, SecretRef,
+    SlackConfig, SpinnakerConfig,
+};
+use crate::sim::bitbucket::{BitbucketSim, SimAuth};
+use crate::sim::circleci::{CircleCiSim, CircleCiSimConfig, PayloadShape};
+use crate::sim::jira::JiraSim;
+use crate::sim::slack::SlackSim;
+use crate::sim::spinnaker::GateSim;
+use crate::store::Release;
+
+pub const WORKSPACE: &str = "acme";
+pub const REPO: &str = "payments-api";
+pub const PROJECT: &str = "payments-api";
+pub const CIRCLECI_SLUG: &str = "bitbucket/acme/payments-api";
+pub const JIRA_TOKEN_HEADER: &str = "X-Hoist-Token";
+
+/// Knobs of a stack.
+#[derive(Clone)]
+pub struct StackOptions {
+    /// `None`: a fresh SQLite file in the stack's temporary directory.
+    pub store_url: Option<String>,
+    /// Slack through a bot token (threads) instead of an incoming webhook.
+    pub slack_bot: bool,
+    /// CircleCI builds every new tag by itself after `build_delay`.
+    pub auto_build: bool,
+    pub build_delay: Duration,
+    pub shape: PayloadShape,
+    pub include_tag: bool,
+    /// Retry backoff base (tests use a few milliseconds).
+    pub retry_base_ms: u64,
+    pub max_attempts: u32,
+    pub poll_ms: u64,
+    /// Secrets the stack uses, so tests can look for them in logs and answers.
+    pub jira_token: String,
+    pub circleci_secret: String,
+    pub bitbucket_token: String,
+    pub slack_token: String,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            store_url: None,
+            slack_bot: true,
+            auto_build: true,
+            build_delay: Duration::from_millis(200),
+            shape: PayloadShape::Vcs,
+            include_tag: false,
+            retry_base_ms: 20,
+            max_attempts: 15,
+            poll_ms: 20,
+            jira_token: "jira-token-5e1f0c".into(),
+            circleci_secret: "circleci-secret-9b7a".into(),
+            bitbucket_token: "bitbucket-token-77d2".into(),
+            slack_token: "xoxb-slack-token-3c4d".into(),
+        }
+    }
+}
+
+pub struct Stack {
+    pub app: App,
+    /// Hoist's base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    pub bitbucket: BitbucketSim,
+    pub slack: SlackSim,
+    pub gate: GateSim,
+    pub circleci: CircleCiSim,
+    pub jira: JiraSim,
+    pub options: StackOptions,
+    pub dir: tempfile::TempDir,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> anyhow::Result<Self> {
+        Self::start_with(options, |_| {}).await
+    }
+
+    /// Starts the simulators and Hoist; `configure` may change Hoist's configuration first.
+    pub async fn start_with(
+        options: StackOptions,
+        configure: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("temporary directory")?;
+        let bitbucket =
+            BitbucketSim::start(WORKSPACE, SimAuth::Bearer(options.bitbucket_token.clone()))
+                .await?;
+        bitbucket.add_repo(REPO);
+        let slack = SlackSim::start(Some(options.slack_token.clone())).await?;
+        let gate = GateSim::start().await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let url = format!("http://{addr}");
+
+        let mut config = Self::config(&options, &bitbucket, &slack, &gate, &dir, addr);
+        configure(&mut config);
+        let problems = config.check();
+        anyhow::ensure!(problems.is_empty(), "stack configuration: {problems:?}");
+        let app = App::build(config).await?;
+
+        let circleci = CircleCiSim::new(CircleCiSimConfig {
+            hoist_url: format!("{url}/hooks/circleci"),
+            secret: options.circleci_secret.clone(),
+            project_slug: CIRCLECI_SLUG.into(),
+            project_name: REPO.into(),
+            org_name: WORKSPACE.into(),
+            vcs_provider: "bitbucket".into(),
+            repo_url: format!("https://bitbucket.org/{WORKSPACE}/{REPO}"),
+            job_name: "build".into(),
+            workflow_name: "build-and-deploy".into(),
+            delay: options.build_delay,
+            shape: options.shape,
+            include_tag: options.include_tag,
+        });
+        if options.auto_build {
+            circleci.watch(bitbucket.subscribe());
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::cli::run_server(app.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            app,
+            url,
+            bitbucket,
+            slack,
+            gate,
+            circleci,
+            jira: JiraSim::new(),
+            options,
+            dir,
+            stop,
+            server,
+        })
+    }
+
+    fn config(
+        o: &StackOptions,
+        bb: &BitbucketSim,
+        slack: &SlackSim,
+        gate: &GateSim,
+        dir: &tempfile::TempDir,
+        addr: std::net::SocketAddr,
+    ) -> Config {
+        let mut c = Config::default();
+        c.server.listen = addr.to_string();
+        c.store.url = o
+            .store_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("hoist.db").display()));
+        c.bitbucket = Some(BitbucketConfig {
+            base_url: bb.base_url(),
+            workspace: WORKSPACE.into(),
+            auth: BitbucketAuthConfig::Bearer(SecretRef::Value(o.bitbucket_token.clone())),
+            web_url: "https://bitbucket.org".into(),
+            timeout_secs: 5,
+        });
+        c.spinnaker = Some(SpinnakerConfig {
+            gate_url: gate.url(),
+            headers: BTreeMap::new(),
+            timeout_secs: 5,
+        });
+        c.slack = Some(if o.slack_bot {
+            SlackConfig {
+                webhook_url: None,
+                bot_token: Some(SecretRef::Value(o.slack_token.clone())),
+                channel: Some("C0123456".into()),
+                api_url: slack.api_url(),
+                timeout_secs: 5,
+            }
+        } else {
+            SlackConfig {
+                webhook_url: Some(SecretRef::Value(slack.webhook_url())),
+                bot_token: None,
+                channel: None,
+                api_url: slack.api_url(),
+                timeout_secs: 5,
+            }
+        });
+        c.jira = JiraConfig {
+            base_url: Some("https://acme.atlassian.net".into()),
+        };
+        c.sources.jira.token_header = Some(JIRA_TOKEN_HEADER.into());
+        c.sources.jira.token = Some(SecretRef::Value(o.jira_token.clone()));
+        c.sources.jira.issue_fields.repo = Some("/fields/customfield_10050".into());
+        c.sources.jira.issue_fields.commit = Some("/fields/customfield_10051".into());
+        c.sources.circleci.secret = Some(SecretRef::Value(o.circleci_secret.clone()));
+        c.worker.poll_ms = o.poll_ms;
+        c.worker.lease_secs = 30;
+        c.worker.retry.base_ms = o.retry_base_ms;
+        c.worker.retry.max_delay_ms = o.retry_base_ms.saturating_mul(16).max(1);
+        c.worker.retry.max_attempts = o.max_attempts;
+        c.projects = vec![ProjectConfig {
+            name: PROJECT.into(),
+            repo: REPO.into(),
+            circleci_project: Some(CIRCLECI_SLUG.into()),
+            build_job: Some("build".into()),
+            build_workflow: None,
+            default_env: Some("stg".into()),
+            environments: BTreeMap::from([(
+                "stg".to_string(),
+                EnvConfig {
+                    tag: "stg{major}.{minor}.{patch}".into(),
+                    bump: Default::default(),
+                    patch_rollover: Some(99),
+                    initial_version: "0.0.1".into(),
+                    spinnaker_source: Some("payments-api-stg".into()),
+                    parameters: BTreeMap::from([
+                        ("tag".to_string(), "{tag}".to_string()),
+                        ("issue".to_string(), "{issue}".to_string()),
+                        ("commit".to_string(), "{commit}".to_string()),
+                    ]),
+                },
+            )]),
+        }];
+        c
+    }
+
+    /// Adds a commit to the simulated repository and answers its hash.
+    pub fn commit(&self, message: &str) -> String {
+        let hash = crate::sim::bitbucket::random_hash();
+        self.bitbucket.add_commit(REPO, &hash, message);
+        hash
+    }
+
+    /// Sends a Jira Automation assignment; answers Hoist's status and body.
+    pub async fn assign(
+        &self,
+        issue: &str,
+        commit: &str,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
+        let body = crate::sim::jira::automation_body(REPO, commit, issue, None);
+        self.jira
+            .send_automation(
+                &format!("{}/hooks/jira", self.url),
+                JIRA_TOKEN_HEADER,
+                &self.options.jira_token,
+                &body,
+            )
+            .await
+    }
+
+    /// Waits until release `id` satisfies `done`, or fails after `timeout` with its last state.
+    pub async fn wait_release(
+        &self,
+        id: i64,
+        timeout: Duration,
+        done: impl Fn(&Release) -> bool,
+    ) -> anyhow::Result<Release> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let r = self
+                .app
+                .store
+                .release(id)
+                .await?
+                .with_context(|| format!("no release {id}"))?;
+            if done(&r) {
+                return Ok(r);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "release {id} still {} (error {:?}) after {timeout:?}",
+                    r.status,
+                    r.error
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until no job is queued or running.
+    pub async fn settle(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let counts = self.app.store.job_counts().await?;
+            if counts
+                .iter()
+                .all(|(s, n)| *n == 0 || (s != "queued" && s != "running"))
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("jobs still pending after {timeout:?}: {counts:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.server.await??;
+        Ok(())
+    }
+}

@@ -1,0 +1,358 @@
+//! SPEC 3.2: a CircleCI build of the tag becomes one Spinnaker trigger, with Slack in the thread.
+
+use hoist::domain::ReleaseStatus;
+use hoist::sim::Fault;
+use hoist::sim::circleci::{PayloadShape, sign};
+use hoist::stack::{REPO, StackOptions};
+
+use crate::util::{WAIT, count, post, stack, stack_with};
+
+#[tokio::test]
+async fn ticket_to_deploy_end_to_end() {
+    let s = stack().await;
+    let commit = s.commit("PAY-30 change");
+    let (_, body) = s.assign("PAY-30", &commit).await.unwrap();
+    let id = body["release"].as_i64().unwrap();
+    let r = s
+        .wait_release(id, WAIT, |r| r.status.is_terminal())
+        .await
+        .unwrap();
+    assert_eq!(r.status, ReleaseStatus::DeployTriggered, "{:?}", r.error);
+    let triggers = s.gate.triggers();
+    assert_eq!(triggers.len(), 1);
+    assert_eq!(triggers[0].source, "payments-api-stg");
+    assert_eq!(triggers[0].parameters["tag"], "stg0.0.1");
+    assert_eq!(triggers[0].parameters["issue"], "PAY-30");
+    assert_eq!(triggers[0].parameters["commit"], commit.as_str());
+    assert_eq!(
+        r.deploy_event_id.as_deref(),
+        Some(triggers[0].event_id.as_str())
+    );
+    assert_eq!(r.build_status.as_deref(), Some("success"));
+    assert!(
+        r.build_url
+            .as_deref()
+            .unwrap()
+            .starts_with("https://app.circleci.com/pipelines/")
+    );
+    let lead = r.lead_time_ms().unwrap();
+    assert!(
+        lead >= 200,
+        "lead time {lead} ms includes the simulated build"
+    );
+    assert!(
+        r.received_at <= r.tagged_at.unwrap()
+            && r.tagged_at <= r.built_at
+            && r.built_at <= r.deploy_triggered_at
+    );
+    s.settle(WAIT).await.unwrap();
+    // One thread: tagged (root), build succeeded, deploy triggered (replies).
+    let msgs = s.slack.messages();
+    assert_eq!(msgs.len(), 3, "{msgs:?}");
+    assert!(msgs[0].thread_ts.is_none());
+    assert!(
+        msgs[1..]
+            .iter()
+            .all(|m| m.thread_ts.as_deref() == Some(msgs[0].ts.as_str()))
+    );
+    let last = msgs[2].text.clone().unwrap();
+    assert!(last.contains("lead time"), "{last}");
+    assert!(
+        msgs[1]
+            .blocks
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains("app.circleci.com")
+    );
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn gitlab_and_github_app_payloads_work() {
+    let s = stack_with(
+        StackOptions {
+            shape: PayloadShape::TriggerParameters,
+            ..StackOptions::default()
+        },
+        |_| {},
+    )
+    .await;
+    let commit = s.commit("x");
+    let (_, body) = s.assign("PAY-31", &commit).await.unwrap();
+    let r = s
+        .wait_release(body["release"].as_i64().unwrap(), WAIT, |r| {
+            r.status.is_terminal()
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.status, ReleaseStatus::DeployTriggered, "{:?}", r.error);
+    assert_eq!(s.gate.triggers().len(), 1);
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tag_made_by_hand_deploys_through_the_scm() {
+    let s = stack_with(
+        StackOptions {
+            auto_build: false,
+            ..StackOptions::default()
+        },
+        |_| {},
+    )
+    .await;
+    let commit = s.commit("hand");
+    s.bitbucket.add_tag(REPO, "stg3.1.4", &commit);
+    // Another commit's tag shares no prefix but must not be confused.
+    let other = s.commit("other");
+    s.bitbucket.add_tag(REPO, "stg3.1.3", &other);
+    let sent = s
+        .circleci
+        .send_build(None, &commit, "success")
+        .await
+        .unwrap();
+    assert!(sent.iter().all(|w| w.status == 202), "{sent:?}");
+    s.settle(WAIT).await.unwrap();
+    let triggers = s.gate.triggers();
+    assert_eq!(triggers.len(), 1);
+    assert_eq!(triggers[0].parameters["tag"], "stg3.1.4");
+    let releases = s.app.store.releases(10, None).await.unwrap();
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0].status, ReleaseStatus::DeployTriggered);
+    assert_eq!(releases[0].issue, None);
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_commit_without_a_release_tag_deploys_nothing() {
+    let s = stack_with(
+        StackOptions {
+            auto_build: false,
+            ..StackOptions::default()
+        },
+        |_| {},
+    )
+    .await;
+    let commit = s.commit("untagged");
+    s.circleci
+        .send_build(None, &commit, "success")
+        .await
+        .unwrap();
+    s.settle(WAIT).await.unwrap();
+    assert!(s.gate.triggers().is_empty());
+    assert_eq!(count(&s, "releases").await, 0);
+    let d = s.app.store.delivery(1).await.unwrap().unwrap();
+    assert!(
+        d.outcome.contains("no release tag for commit"),
+        "{}",
+        d.outcome
+    );
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn unrelated_jobs_are_acknowledged_and_ignored() {
+    let s = stack_with(
+        StackOptions {
+            auto_build: false,
+            ..StackOptions::default()
+        },
+        |_| {},
+    )
+    .await;
+    let commit = s.commit("x");
+    let events = s.circleci.build_events(None, &commit, "success");
+    // The workflow-completed event names workflow build-and-deploy: not this project's build job.
+    let (kind, payload) = events
+        .iter()
+        .find(|(k, _)| k == "workflow-completed")
+        .unwrap();
+    let sent = s
+        .circleci
+        .send_raw(kind, payload.to_string().into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(sent.status, 202);
+    assert!(
+        sent.response.contains("is not payments-api's build"),
+        "{}",
+        sent.response
+    );
+    // Another project's job.
+    let mut other = events[0].1.clone();
+    other["project"]["slug"] = "bitbucket/acme/other".into();
+    other["id"] = "other-1".into();
+    let sent = s
+        .circleci
+        .send_raw("job-completed", other.to_string().into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(sent.status, 202);
+    assert!(
+        sent.response.contains("no project has circleci_project"),
+        "{}",
+        sent.response
+    );
+    s.settle(WAIT).await.unwrap();
+    assert_eq!(
+        count(&s, "deliveries").await,
+        2,
+        "ignored events are recorded"
+    );
+    assert_eq!(count(&s, "jobs").await, 0);
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_build_is_reported_and_not_deployed() {
+    let s = stack().await;
+    s.circleci.set_outcome("failed");
+    let commit = s.commit("broken");
+    let (_, body) = s.assign("PAY-32", &commit).await.unwrap();
+    let r = s
+        .wait_release(body["release"].as_i64().unwrap(), WAIT, |r| {
+            r.status.is_terminal()
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.status, ReleaseStatus::BuildFailed);
+    s.settle(WAIT).await.unwrap();
+    assert!(s.gate.triggers().is_empty());
+    let msgs = s.slack.messages();
+    let failed = msgs
+        .iter()
+        .find(|m| m.text.as_deref().unwrap_or("").contains("build failed"))
+        .expect("failure reported");
+    assert!(
+        failed
+            .blocks
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains("app.circleci.com")
+    );
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn five_redeliveries_trigger_one_deploy() {
+    let s = stack_with(
+        StackOptions {
+            auto_build: false,
+            ..StackOptions::default()
+        },
+        |_| {},
+    )
+    .await;
+    let commit = s.commit("x");
+    let (_, body) = s.assign("PAY-33", &commit).await.unwrap();
+    let id = body["release"].as_i64().unwrap();
+    s.wait_release(id, WAIT, |r| r.tag.is_some()).await.unwrap();
+    let events = s.circleci.build_events(None, &commit, "success");
+    let (kind, payload) = events.iter().find(|(k, _)| k == "job-completed").unwrap();
+    let bytes = payload.to_string().into_bytes();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(
+            s.circleci
+                .send_raw(kind, bytes.clone())
+                .await
+                .unwrap()
+                .status,
+        );
+    }
+    assert_eq!(statuses, vec![202, 200, 200, 200, 200]);
+    s.settle(WAIT).await.unwrap();
+    assert_eq!(s.gate.triggers().len(), 1);
+    assert_eq!(
+        count(&s, "deliveries").await,
+        2,
+        "the ticket and one build event"
+    );
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn gate_errors_then_recovery_trigger_once() {
+    let s = stack().await;
+    s.gate.faults().push(Fault::Status(500), 2);
+    s.gate.faults().push(Fault::Drop, 1);
+    let commit = s.commit("x");
+    let (_, body) = s.assign("PAY-34", &commit).await.unwrap();
+    let id = body["release"].as_i64().unwrap();
+    let r = s
+        .wait_release(id, WAIT, |r| r.status.is_terminal())
+        .await
+        .unwrap();
+    assert_eq!(r.status, ReleaseStatus::DeployTriggered, "{:?}", r.error);
+    assert_eq!(s.gate.triggers().len(), 1);
+    let jobs = s.app.store.jobs_for_release(id).await.unwrap();
+    let deploy = jobs.iter().find(|j| j.kind == "deploy").unwrap();
+    assert_eq!(deploy.attempts, 4);
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn gate_permanent_error_fails_the_release_visibly() {
+    let s = stack().await;
+    s.gate.require_header("Authorization", "Bearer gate");
+    let commit = s.commit("x");
+    let (_, body) = s.assign("PAY-35", &commit).await.unwrap();
+    let r = s
+        .wait_release(body["release"].as_i64().unwrap(), WAIT, |r| {
+            r.status.is_terminal()
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.status, ReleaseStatus::Failed);
+    assert!(
+        r.error.as_deref().unwrap().contains("spinnaker.headers"),
+        "{:?}",
+        r.error
+    );
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn wrong_or_missing_signature_is_refused_and_changes_nothing() {
+    let s = stack_with(
+        StackOptions {
+            auto_build: false,
+            ..StackOptions::default()
+        },
+        |_| {},
+    )
+    .await;
+    let commit = s.commit("x");
+    let (_, payload) = s.circleci.build_events(None, &commit, "success").remove(0);
+    let body = payload.to_string();
+    let good = sign(&s.options.circleci_secret, body.as_bytes());
+    let other_secret = sign("not-the-secret", body.as_bytes());
+    let other_body = sign(&s.options.circleci_secret, b"{}");
+    let ct = ("content-type", "application/json");
+    for sig in [
+        None,
+        Some(other_secret.as_str()),
+        Some(other_body.as_str()),
+        Some("v1=zz"),
+        Some("v2=abc"),
+    ] {
+        let mut headers = vec![ct, ("circleci-event-type", "job-completed")];
+        if let Some(sig) = sig {
+            headers.push(("circleci-signature", sig));
+        }
+        let (status, answer) = post(&s, "/hooks/circleci", &headers, body.clone()).await;
+        assert_eq!(status, 401, "{sig:?}: {answer}");
+        assert_eq!(answer["error"]["code"], "unauthorized");
+    }
+    assert_eq!(count(&s, "deliveries").await, 0);
+    let (status, _) = post(
+        &s,
+        "/hooks/circleci",
+        &[ct, ("circleci-signature", &good)],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 202);
+    s.stop().await.unwrap();
+}

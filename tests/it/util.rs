@@ -1,0 +1,74 @@
+//! Test helpers: a stack per test on the backend chosen by the environment.
+
+use std::time::Duration;
+
+use hoist::config::Config;
+use hoist::stack::{Stack, StackOptions};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A fresh PostgreSQL database when `HOIST_TEST_PG` holds a server URL (e.g.
+/// `postgres://postgres@127.0.0.1:5432`), else `None` (SQLite in a temporary directory).
+pub async fn store_url() -> Option<String> {
+    let base = std::env::var("HOIST_TEST_PG")
+        .ok()
+        .filter(|s| !s.is_empty())?;
+    let name = format!("hoist_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = format!("{}/postgres", base.trim_end_matches('/'));
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("HOIST_TEST_PG is set but PostgreSQL does not answer");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    Some(format!("{}/{name}", base.trim_end_matches('/')))
+}
+
+pub async fn stack() -> Stack {
+    stack_with(StackOptions::default(), |_| {}).await
+}
+
+pub async fn stack_with(mut options: StackOptions, configure: impl FnOnce(&mut Config)) -> Stack {
+    if options.store_url.is_none() {
+        options.store_url = store_url().await;
+    }
+    Stack::start_with(options, configure)
+        .await
+        .expect("stack starts")
+}
+
+/// Posts raw bytes with headers to a Hoist path.
+pub async fn post(
+    stack: &Stack,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<reqwest::Body>,
+) -> (u16, serde_json::Value) {
+    let client = reqwest::Client::new();
+    let mut rb = client.post(format!("{}{path}", stack.url)).body(body);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    let resp = rb.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+/// Counts rows of a table (to prove nothing was written).
+pub async fn count(stack: &Stack, table: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) AS n FROM {table}"
+    )))
+    .fetch_one(stack.app.store.pool())
+    .await
+    .unwrap()
+    .try_get("n")
+    .unwrap()
+}
