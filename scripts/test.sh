@@ -8,7 +8,7 @@ PG_URL="${HOIST_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}"
 scripts/postgres.sh
 
 echo "== unit and integration tests (SQLite)"
-cargo test --all-targets
+cargo test
 
 echo "== integration tests (PostgreSQL at ${PG_URL})"
 HOIST_TEST_PG="$PG_URL" cargo test --test it

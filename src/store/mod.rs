@@ -12,6 +12,7 @@ mod model;
 mod releases;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -59,6 +60,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time. Queueing writers here, in order, is much faster than
+    /// letting them collide and sleep in SQLite's busy handler. (Other processes on the same file
+    /// still meet the busy handler; PostgreSQL needs no such lock.)
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Milliseconds since the Unix epoch, the store's time unit.
@@ -102,7 +107,12 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(StoreError::Unavailable)?;
-        let store = Self { pool, backend };
+        let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let store = Self {
+            pool,
+            backend,
+            writer,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -134,6 +144,10 @@ impl Store {
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`)
     /// so that a read-then-write never fails halfway on a concurrent writer.
     pub async fn begin(&self) -> Result<Tx> {
+        let guard = match &self.writer {
+            Some(w) => Some(w.clone().lock_owned().await),
+            None => None,
+        };
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
@@ -142,6 +156,7 @@ impl Store {
         Ok(Tx {
             tx,
             backend: self.backend,
+            _writer: guard,
         })
     }
 
@@ -182,6 +197,8 @@ impl Store {
 pub struct Tx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
+    /// Held until the transaction ends (declared after `tx`, so dropped after it).
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Tx {

@@ -3,5 +3,8 @@
 
 mod bad_input;
 mod build_to_deploy;
+mod cli;
+mod durability;
+mod process;
 mod ticket_to_tag;
 mod util;

@@ -263,6 +263,22 @@ async fn a_tag_made_between_list_and_create_is_skipped() {
 }
 
 #[tokio::test]
+async fn a_tag_an_earlier_attempt_made_on_this_commit_is_adopted() {
+    // As after a crash between Bitbucket's 201 and Hoist's commit: the name exists, on our commit.
+    let s = stack_with(no_builds(), |_| {}).await;
+    let commit = s.commit("ours");
+    s.bitbucket.race_next_create(REPO, "stg0.0.1", &commit);
+    let (_, body) = s.assign("PAY-14", &commit).await.unwrap();
+    let r = s
+        .wait_release(body["release"].as_i64().unwrap(), WAIT, |r| r.tag.is_some())
+        .await
+        .unwrap();
+    assert_eq!(r.tag.as_deref(), Some("stg0.0.1"));
+    assert_eq!(s.bitbucket.tags(REPO).len(), 1, "no second tag");
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn bitbucket_outage_then_recovery_completes_the_release() {
     let s = stack_with(no_builds(), |_| {}).await;
     let commit = s.commit("x");
