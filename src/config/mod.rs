@@ -327,10 +327,10 @@ fn default_retry_base() -> u64 {
     1_000
 }
 fn default_retry_max() -> u64 {
-    300_000
+    600_000
 }
 fn default_retry_attempts() -> u32 {
-    15
+    25
 }
 
 #[derive(Debug, Clone, Deserialize)]

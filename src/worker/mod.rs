@@ -257,4 +257,18 @@ mod tests {
         }
         assert!(backoff_ms(&c, 1, Some(Duration::from_secs(30))) >= 30_000);
     }
+
+    #[test]
+    fn default_schedule_outlasts_an_hour_long_outage() {
+        // Even with the shortest jitter at every step, the default attempts span over an hour,
+        // so an outage of a minute (or an hour) never exhausts a job.
+        let c = RetryConfig::default();
+        let total: i64 = (1..i64::from(c.max_attempts))
+            .map(|a| {
+                let exp = c.base_ms.saturating_mul(1 << (a - 1)).min(c.max_delay_ms);
+                (exp / 2) as i64
+            })
+            .sum();
+        assert!(total > 3_600_000, "{total} ms");
+    }
 }
