@@ -7,6 +7,7 @@
 //! Every write that must be atomic happens inside one [`Tx`]: an inbound delivery, the release it
 //! starts and that release's first job commit together, so a 2xx answer means all of it is durable.
 
+mod ingest;
 mod jobs;
 mod model;
 mod releases;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use ingest::Ingest;
 pub use jobs::{ClaimedJob, JobRow};
 pub use model::{Delivery, Ingested, NewDelivery, NewRelease, Release, ReleaseEvent, TagRow};
 pub use releases::NewTag;
@@ -36,6 +38,8 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("store failure: {0}")]
+    Failed(String),
     #[error("corrupt record: {0}")]
     Corrupt(String),
 }
@@ -64,6 +68,8 @@ pub struct Store {
     /// letting them collide and sleep in SQLite's busy handler. (Other processes on the same file
     /// still meet the busy handler; PostgreSQL needs no such lock.)
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// The task that records deliveries in shared commits (absent in the task's own handle).
+    writer_task: Option<ingest::Writer>,
 }
 
 /// Milliseconds since the Unix epoch, the store's time unit.
@@ -108,12 +114,14 @@ impl Store {
             .await
             .map_err(StoreError::Unavailable)?;
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        let store = Self {
+        let mut store = Self {
             pool,
             backend,
             writer,
+            writer_task: None,
         };
         store.migrate().await?;
+        store.writer_task = Some(ingest::Writer::spawn(store.clone()));
         Ok(store)
     }
 
