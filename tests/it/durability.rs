@@ -108,7 +108,7 @@ async fn kill_9_with_releases_in_flight_loses_nothing_and_tags_nothing_twice() {
     let listen = format!("127.0.0.1:{}", free_port());
     let url = format!("http://{listen}");
     // Builds take long enough that none is sent while the process is down (the simulated
-    // CircleCI, like the real one, does not resend a webhook that found no server).
+    // CircleCI does not resend a webhook that found no server).
     let _ci = sims.circleci(&url, Duration::from_millis(3000));
     let config = sims.config_toml(&listen, &store_for(dir.path()).await, 2);
     let mut h = Hoist::start(dir.path(), "before", &config, &listen).await;
