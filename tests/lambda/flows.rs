@@ -187,7 +187,12 @@ async fn jobs_left_over_run_on_the_next_scheduled_invocation() {
 
 #[tokio::test]
 async fn a_failed_trigger_is_retried_by_the_schedule() {
-    let h = Harness::start(Options::default()).await;
+    // The retry is due 1 to 2 s after the failure: well after the invocation has answered.
+    let h = Harness::start(Options {
+        retry_base_ms: 2_000,
+        ..Options::default()
+    })
+    .await;
     let commit = h.commit("PAY-65 change");
     let (status, _) = h
         .http(http_api(
@@ -206,7 +211,7 @@ async fn a_failed_trigger_is_retried_by_the_schedule() {
     let (status, body) = h.http(http_api(&req, "$default")).await;
     assert_eq!(status, 202, "{body}");
     assert!(h.gate.triggers().is_empty());
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
     let out = h.invoke(schedule()).await.response().clone();
     assert!(out["jobs_run"].as_u64().unwrap() >= 1, "{out}");
     let triggers = h.gate.triggers();

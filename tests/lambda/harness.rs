@@ -37,6 +37,10 @@ pub struct Options {
     pub bootstrap: bool,
     /// Leave a secret's environment variable unset, so the configuration cannot load.
     pub missing_secret: bool,
+    /// `HOIST_LOG` (default: `HOIST_TEST_LOG`, else `info`).
+    pub log: Option<&'static str>,
+    /// First retry of a failed job after between half this and this.
+    pub retry_base_ms: u64,
 }
 
 impl Default for Options {
@@ -47,6 +51,8 @@ impl Default for Options {
             job_budget_ms: 5_000,
             bootstrap: false,
             missing_secret: false,
+            log: None,
+            retry_base_ms: 20,
         }
     }
 }
@@ -104,7 +110,12 @@ impl Harness {
         cmd.env("HOIST_CONFIG", &config_path)
             .env_remove("HOIST_STORE_URL")
             .env_remove("HOIST_LOG_FORMAT")
-            .env("HOIST_LOG", "info")
+            .env(
+                "HOIST_LOG",
+                o.log.map(str::to_string).unwrap_or_else(|| {
+                    std::env::var("HOIST_TEST_LOG").unwrap_or_else(|_| "info".into())
+                }),
+            )
             .env("TMPDIR", dir.path())
             .env("AWS_LAMBDA_RUNTIME_API", api.address())
             .env("AWS_LAMBDA_FUNCTION_NAME", "hoist")
@@ -275,7 +286,7 @@ secret = {{ env = "CIRCLECI_WEBHOOK_SECRET" }}
 
 [worker]
 poll_ms = 20
-retry = {{ base_ms = 20, max_delay_ms = 100, max_attempts = 5 }}
+retry = {{ base_ms = {retry}, max_delay_ms = {retry_max}, max_attempts = 5 }}
 
 [lambda]
 job_budget_ms = {budget}
@@ -296,5 +307,7 @@ parameters = {{ tag = "{{tag}}", issue = "{{issue}}", commit = "{{commit}}" }}
         bb_url = bb.base_url(),
         gate_url = gate.url(),
         budget = o.job_budget_ms,
+        retry = o.retry_base_ms,
+        retry_max = o.retry_base_ms * 5,
     )
 }

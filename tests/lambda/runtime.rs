@@ -91,3 +91,24 @@ async fn a_configuration_that_cannot_load_is_an_init_error() {
     let status = h.exit(Duration::from_secs(10)).await.expect("hoist exits");
     assert!(!status.success());
 }
+
+#[tokio::test]
+async fn trace_logs_hold_no_secret() {
+    let h = Harness::start(Options {
+        log: Some("trace"),
+        ..Options::default()
+    })
+    .await;
+    let commit = h.commit("PAY-66 change");
+    let req = Req::post(
+        "/hooks/jira",
+        "203.0.113.9",
+        crate::events::automation(&commit, "PAY-66"),
+    )
+    .header("content-type", "application/json")
+    .header("x-hoist-token", crate::harness::JIRA_TOKEN);
+    let (status, body) = h.http(http_api(&req, "$default")).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(h.logs().contains("TRACE"), "logs are at TRACE");
+    h.assert_no_secret_in_logs();
+}
