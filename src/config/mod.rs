@@ -6,6 +6,7 @@
 //! exist) and reports every problem with its location. Secrets are only ever held as
 //! [`secret::SecretRef`]s here and resolved into redacting [`secret::Secret`]s by [`Config::resolve`].
 
+pub mod lambda;
 pub mod secret;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::pipeline::version::TagScheme;
+pub use lambda::LambdaConfig;
 pub use secret::{Secret, SecretRef};
 
 /// One thing wrong with a configuration, with where it is.
@@ -63,6 +65,9 @@ pub struct Config {
     pub sources: SourcesConfig,
     #[serde(default)]
     pub worker: WorkerConfig,
+    /// Only read by `hoist lambda`.
+    #[serde(default)]
+    pub lambda: LambdaConfig,
     #[serde(default)]
     pub projects: Vec<ProjectConfig>,
 }
