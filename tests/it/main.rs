@@ -3,5 +3,9 @@
 
 mod bad_input;
 mod build_to_deploy;
+mod exposure;
+mod hostile;
+mod limits;
+mod pushes;
 mod ticket_to_tag;
 mod util;
