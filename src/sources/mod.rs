@@ -6,6 +6,8 @@ pub mod auth;
 pub mod bitbucket;
 pub mod circleci;
 pub mod jira;
+#[cfg(test)]
+mod proptests;
 pub mod signature;
 
 /// A body that cannot be acted on, with what to fix.

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on loopback, a real store (a fresh SQLite file per test, or
 //! a fresh PostgreSQL database per test when HOIST_TEST_PG is set), and the simulators.
 
+mod arbitrary;
 mod bad_input;
 mod build_to_deploy;
 mod exposure;
