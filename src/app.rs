@@ -8,30 +8,34 @@ use ipnet::IpNet;
 
 use crate::clients::{bitbucket::Bitbucket, slack::Slack, spinnaker::Gate};
 use crate::config::{Config, Secret, SourceAuthConfig, parse_cidr};
+use crate::http::limits::Guards;
+use crate::sources::auth::SignatureFormat;
+pub use crate::sources::auth::SourceChecks;
 use crate::store::Store;
 
-/// The checks one inbound source applies, resolved.
-#[derive(Clone, Default)]
-pub struct SourceChecks {
-    pub allow: Vec<IpNet>,
-    pub secret: Option<Secret>,
-    pub token_header: Option<String>,
-    pub token: Option<Secret>,
-}
-
-impl SourceChecks {
-    fn resolve(c: &SourceAuthConfig) -> anyhow::Result<Self> {
-        Ok(Self {
-            allow: c
-                .allow_ips
-                .iter()
-                .filter_map(|s| parse_cidr(s).ok())
-                .collect(),
-            secret: c.secret.as_ref().map(|s| s.resolve()).transpose()?,
-            token_header: c.token_header.clone(),
-            token: c.token.as_ref().map(|s| s.resolve()).transpose()?,
-        })
-    }
+/// Resolves one source's configuration (secrets included) into the checks it applies.
+fn resolve_checks(
+    name: &'static str,
+    c: &SourceAuthConfig,
+    signature: SignatureFormat,
+) -> anyhow::Result<SourceChecks> {
+    let signature = match (signature, &c.signature_header) {
+        (SignatureFormat::Hub(_), Some(header)) => SignatureFormat::Hub(header.clone()),
+        (format, _) => format,
+    };
+    Ok(SourceChecks {
+        name,
+        allow: c
+            .allow_ips
+            .iter()
+            .filter_map(|s| parse_cidr(s).ok())
+            .collect(),
+        secret: c.secret.as_ref().map(|s| s.resolve()).transpose()?,
+        signature,
+        token_header: c.token_header.clone(),
+        token: c.token.as_ref().map(|s| s.resolve()).transpose()?,
+        require: c.require,
+    })
 }
 
 pub struct Inner {
@@ -45,6 +49,8 @@ pub struct Inner {
     pub bitbucket_source: SourceChecks,
     pub trusted_proxies: Vec<IpNet>,
     pub api_token: Option<Secret>,
+    /// Rate limit and bound on requests in flight, shared by every request.
+    pub guards: Arc<Guards>,
     /// Wakes the local worker when a job is enqueued.
     pub jobs_ready: tokio::sync::Notify,
     /// Identifies this process as a job claimant.
@@ -91,17 +97,25 @@ impl App {
             .map(Gate::from_config)
             .transpose()
             .context("[spinnaker]")?;
-        let jira = SourceChecks::resolve(&config.sources.jira.auth()).context("sources.jira")?;
-        let circleci =
-            SourceChecks::resolve(&config.sources.circleci).context("sources.circleci")?;
+        let hub = || SignatureFormat::default();
+        let jira = resolve_checks("sources.jira", &config.sources.jira.auth(), hub())
+            .context("sources.jira")?;
+        let circleci = resolve_checks(
+            "sources.circleci",
+            &config.sources.circleci,
+            SignatureFormat::CircleCi,
+        )
+        .context("sources.circleci")?;
         let bitbucket_source =
-            SourceChecks::resolve(&config.sources.bitbucket).context("sources.bitbucket")?;
-        let trusted_proxies = config
+            resolve_checks("sources.bitbucket", &config.sources.bitbucket, hub())
+                .context("sources.bitbucket")?;
+        let trusted_proxies: Vec<IpNet> = config
             .server
             .trusted_proxies
             .iter()
             .filter_map(|s| parse_cidr(s).ok())
             .collect();
+        let guards = Arc::new(Guards::new(&config.server.limits, &trusted_proxies));
         let api_token = config
             .server
             .api_token
@@ -120,6 +134,7 @@ impl App {
             bitbucket_source,
             trusted_proxies,
             api_token,
+            guards,
             jobs_ready: tokio::sync::Notify::new(),
             worker_id: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
         })))

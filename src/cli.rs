@@ -154,9 +154,7 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    if app.api_token.is_none() {
-        tracing::warn!("server.api_token is not set: /api answers loopback callers only");
-    }
+    crate::http::warn_about_exposure(&app);
     tracing::info!(listen = %listener.local_addr()?, store = %crate::app::redact_url(&app.config.store.url), "hoist is ready");
     run_server(app, listener, shutdown_signal()).await
 }

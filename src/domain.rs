@@ -43,7 +43,8 @@ impl fmt::Display for CommitSha {
 
 /// The first seven characters of a hash, as people write it.
 pub fn short_sha(sha: &str) -> &str {
-    &sha[..sha.len().min(7)]
+    // By characters, not bytes: a stored value is never cut inside a character.
+    sha.char_indices().nth(7).map_or(sha, |(i, _)| &sha[..i])
 }
 
 /// Where a release is in its pass from ticket to deploy.

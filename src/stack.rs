@@ -47,6 +47,8 @@ pub struct StackOptions {
     pub circleci_secret: String,
     pub bitbucket_token: String,
     pub slack_token: String,
+    /// The secret of Bitbucket's `repo:push` webhook (`sources.bitbucket.secret`).
+    pub bitbucket_hook_secret: String,
 }
 
 impl Default for StackOptions {
@@ -66,6 +68,7 @@ impl Default for StackOptions {
             circleci_secret: "circleci-secret-9b7a".into(),
             bitbucket_token: "bitbucket-token-77d2".into(),
             slack_token: "xoxb-slack-token-3c4d".into(),
+            bitbucket_hook_secret: "bitbucket-hook-secret-4e1a".into(),
         }
     }
 }
@@ -199,6 +202,7 @@ impl Stack {
         c.sources.jira.issue_fields.repo = Some("/fields/customfield_10050".into());
         c.sources.jira.issue_fields.commit = Some("/fields/customfield_10051".into());
         c.sources.circleci.secret = Some(SecretRef::Value(o.circleci_secret.clone()));
+        c.sources.bitbucket.secret = Some(SecretRef::Value(o.bitbucket_hook_secret.clone()));
         c.worker.poll_ms = o.poll_ms;
         c.worker.lease_secs = 30;
         c.worker.retry.base_ms = o.retry_base_ms;
@@ -252,6 +256,35 @@ impl Stack {
                 &body,
             )
             .await
+    }
+
+    /// Sends Bitbucket's `repo:push` webhook for a tag someone pushed by hand; answers Hoist's
+    /// status and body.
+    pub async fn push_tag(
+        &self,
+        name: &str,
+        hash: &str,
+        request_uuid: &str,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
+        let body = crate::sim::bitbucket::webhook::tag_pushed(WORKSPACE, REPO, name, hash);
+        let headers = crate::sim::bitbucket::webhook::headers(
+            &self.options.bitbucket_hook_secret,
+            &body,
+            request_uuid,
+        );
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/hooks/bitbucket", self.url))
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        ))
     }
 
     /// Waits until release `id` satisfies `done`, or fails after `timeout` with its last state.

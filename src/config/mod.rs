@@ -7,6 +7,7 @@
 //! [`secret::SecretRef`]s here and resolved into redacting [`secret::Secret`]s by [`Config::resolve`].
 
 pub mod lambda;
+pub mod limits;
 pub mod secret;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 
 use crate::pipeline::version::TagScheme;
 pub use lambda::LambdaConfig;
+pub use limits::LimitsConfig;
 pub use secret::{Secret, SecretRef};
 
 /// One thing wrong with a configuration, with where it is.
@@ -81,6 +83,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<String>,
     /// Bearer token required by `/api/...`. Without it the API answers only loopback callers.
     pub api_token: Option<SecretRef>,
+    /// Body size, JSON shape, rate, concurrency and timeouts.
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +95,7 @@ impl Default for ServerConfig {
             public_url: None,
             trusted_proxies: Vec::new(),
             api_token: None,
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -199,8 +205,30 @@ pub struct SourceAuthConfig {
     pub allow_ips: Vec<String>,
     /// HMAC secret for signed webhooks.
     pub secret: Option<SecretRef>,
+    /// Where the signature comes: `X-Hub-Signature` (Bitbucket, Jira; the default) or
+    /// `X-Hub-Signature-256` (GitHub's name for the same format). CircleCI always uses
+    /// `circleci-signature`.
+    pub signature_header: Option<String>,
     pub token_header: Option<String>,
     pub token: Option<SecretRef>,
+    /// Which of the configured credentials (signature, token) a request must carry.
+    #[serde(default)]
+    pub require: Require,
+}
+
+/// How a source's credentials combine. The allowlist, when set, always applies as well.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Require {
+    /// At least one configured credential, and every credential presented must be valid. Suits
+    /// `sources.jira`, where Automation rules send a token and admin webhooks a signature.
+    #[default]
+    Any,
+    /// Every configured credential (signature and token).
+    All,
+    /// No credential: the allowlist alone decides. Refused unless `allow_ips` is set.
+    #[serde(rename = "none")]
+    Nothing,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -208,8 +236,11 @@ pub struct JiraSourceConfig {
     #[serde(default)]
     pub allow_ips: Vec<String>,
     pub secret: Option<SecretRef>,
+    pub signature_header: Option<String>,
     pub token_header: Option<String>,
     pub token: Option<SecretRef>,
+    #[serde(default)]
+    pub require: Require,
     #[serde(default)]
     pub fields: AutomationFields,
     #[serde(default)]
@@ -221,8 +252,10 @@ impl JiraSourceConfig {
         SourceAuthConfig {
             allow_ips: self.allow_ips.clone(),
             secret: self.secret.clone(),
+            signature_header: self.signature_header.clone(),
             token_header: self.token_header.clone(),
             token: self.token.clone(),
+            require: self.require,
         }
     }
 }
@@ -461,6 +494,9 @@ impl Config {
             "server.api_token",
             self.server.api_token.as_ref(),
         );
+        for (key, message) in self.server.limits.check() {
+            push(format!("server.limits.{key}"), message);
+        }
 
         if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
             push(
@@ -541,6 +577,12 @@ impl Config {
             }
         }
         check_source(&mut push, "sources.circleci", &self.sources.circleci);
+        if self.sources.circleci.signature_header.is_some() {
+            push(
+                "sources.circleci.signature_header".into(),
+                "CircleCI always signs in circleci-signature: remove this key".into(),
+            );
+        }
         check_source(&mut push, "sources.bitbucket", &self.sources.bitbucket);
 
         if self.worker.concurrency == 0 {
@@ -735,5 +777,27 @@ fn check_source(push: &mut impl FnMut(String, String), at: &str, src: &SourceAut
             format!("{at}.token_header"),
             format!("`{h}` is not a valid header name"),
         );
+    }
+    if let Some(h) = &src.signature_header
+        && !["x-hub-signature", "x-hub-signature-256"].contains(&h.to_ascii_lowercase().as_str())
+    {
+        push(
+            format!("{at}.signature_header"),
+            format!(
+                "`{h}` is not a signature header Hoist knows: use \"X-Hub-Signature\" (Bitbucket, Jira) or \"X-Hub-Signature-256\" (GitHub)"
+            ),
+        );
+    }
+    let credentials = src.secret.is_some() || src.token.is_some();
+    match src.require {
+        Require::Nothing if credentials => push(
+            format!("{at}.require"),
+            "\"none\" ignores the configured secret and token: remove them or require \"any\" or \"all\"".into(),
+        ),
+        Require::Nothing if src.allow_ips.is_empty() => push(
+            format!("{at}.require"),
+            "\"none\" without allow_ips would accept webhooks from anyone: set allow_ips, or a secret or token".into(),
+        ),
+        _ => {}
     }
 }

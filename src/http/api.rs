@@ -1,7 +1,8 @@
 //! The read API: releases with their timelines and jobs, and health.
 //!
 //! With `server.api_token` set, every `/api` call needs `Authorization: Bearer <token>`; without it,
-//! only loopback callers are answered.
+//! only loopback callers are answered, and a request that came through a proxy (it carries a
+//! forwarding header) is not a loopback caller even when the proxy runs on the same host.
 
 use axum::Json;
 use axum::extract::{Path, Query, Request, State};
@@ -11,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::request::peer_ip;
+use super::request::{is_forwarded, peer_ip};
 use crate::app::App;
 use crate::store::Release;
 
@@ -39,11 +40,15 @@ fn authorize(app: &App, req: &Request) -> Result<(), ApiError> {
                 )),
             }
         }
-        None if peer_ip(req.extensions()).is_loopback() => Ok(()),
+        None if peer_ip(req.extensions()).to_canonical().is_loopback()
+            && !is_forwarded(req.headers()) =>
+        {
+            Ok(())
+        }
         None => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "the API answers loopback callers only unless server.api_token is set",
+            "the API answers direct loopback callers only unless server.api_token is set (a request through a proxy is not one)",
         )),
     }
 }
@@ -165,5 +170,7 @@ pub async fn healthz(State(app): State<App>) -> Response {
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint: webhooks go to POST /hooks/jira or /hooks/circleci")
+    ApiError::not_found(
+        "no such endpoint: webhooks go to POST /hooks/jira, /hooks/circleci or /hooks/bitbucket",
+    )
 }

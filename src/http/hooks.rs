@@ -10,11 +10,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::request::{SignatureKind, authenticate, client_ip, peer_ip, read_body, require_json};
+use super::request::{Admitted, admit};
 use crate::app::App;
 use crate::domain::ReleaseStatus;
 use crate::sources::circleci::{self, BuildKind};
 use crate::sources::jira::{self, JiraEvent};
+use crate::sources::quote;
 use crate::store::{Ingested, NewDelivery, NewRelease};
 
 #[derive(Deserialize, Default)]
@@ -23,7 +24,7 @@ pub struct HookQuery {
     wait: Option<String>,
 }
 
-const MAX_WAIT_SECS: u64 = 25;
+use crate::config::limits::MAX_WAIT_SECS;
 
 pub async fn jira(
     State(app): State<App>,
@@ -32,20 +33,7 @@ pub async fn jira(
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let wait = parse_wait(q.wait.as_deref())?;
-    require_json(&parts.headers)?;
-    let body = read_body(&parts.headers, body).await?;
-    let client = client_ip(
-        &parts.headers,
-        peer_ip(&parts.extensions),
-        &app.trusted_proxies,
-    );
-    authenticate(
-        &app.jira,
-        client,
-        &parts.headers,
-        &body,
-        Some(("x-hub-signature", SignatureKind::Hub)),
-    )?;
+    let Admitted { body, client } = admit(&app, &app.jira, &parts, body).await?;
 
     let src = &app.config.sources.jira;
     let key = header_str(&parts.headers, "x-atlassian-webhook-identifier");
@@ -64,7 +52,7 @@ pub async fn jira(
         ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_project",
-            format!("no project has repo or name `{}`: add a [[projects]] entry or fix the ticket's repository", event.repo),
+            format!("no project has repo or name `{}`: add a [[projects]] entry or fix the ticket's repository", quote(&event.repo)),
         )
     })?;
     let (env, _) = project
@@ -119,20 +107,7 @@ pub async fn jira(
 
 pub async fn circleci(State(app): State<App>, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
-    require_json(&parts.headers)?;
-    let body = read_body(&parts.headers, body).await?;
-    let client = client_ip(
-        &parts.headers,
-        peer_ip(&parts.extensions),
-        &app.trusted_proxies,
-    );
-    authenticate(
-        &app.circleci,
-        client,
-        &parts.headers,
-        &body,
-        Some(("circleci-signature", SignatureKind::CircleCi)),
-    )?;
+    let Admitted { body, client } = admit(&app, &app.circleci, &parts, body).await?;
 
     let event_header = header_str(&parts.headers, "circleci-event-type");
     let ev = circleci::parse(&body, event_header.as_deref())?;
@@ -196,10 +171,12 @@ fn match_build(app: &App, ev: &circleci::BuildEvent) -> Result<String, String> {
         .ok_or_else(|| {
             format!(
                 "no project has circleci_project `{}`",
-                ev.project_slug
-                    .as_deref()
-                    .or(ev.project_name.as_deref())
-                    .unwrap_or("(none)")
+                quote(
+                    ev.project_slug
+                        .as_deref()
+                        .or(ev.project_name.as_deref())
+                        .unwrap_or("(none)")
+                )
             )
         })?;
     let name = ev.name.as_deref().unwrap_or("");
@@ -219,7 +196,8 @@ fn match_build(app: &App, ev: &circleci::BuildEvent) -> Result<String, String> {
                 (None, None) => "job `build`".into(),
             };
             return Err(format!(
-                "{what} `{name}` is not {}'s build ({wanted})",
+                "{what} `{}` is not {}'s build ({wanted})",
+                quote(name),
                 project.name
             ));
         }
@@ -229,7 +207,7 @@ fn match_build(app: &App, ev: &circleci::BuildEvent) -> Result<String, String> {
         None => {
             return Err(format!(
                 "status `{}` is not a final outcome",
-                ev.status.as_deref().unwrap_or("")
+                quote(ev.status.as_deref().unwrap_or(""))
             ));
         }
     }
@@ -239,7 +217,7 @@ fn match_build(app: &App, ev: &circleci::BuildEvent) -> Result<String, String> {
     Ok(project.name.clone())
 }
 
-fn ignored(r: Ingested, reason: &str) -> Response {
+pub(super) fn ignored(r: Ingested, reason: &str) -> Response {
     let delivery = match r {
         Ingested::Ignored { delivery_id } | Ingested::Queued { delivery_id } => Some(delivery_id),
         Ingested::Duplicate { delivery_id, .. } => Some(delivery_id),
@@ -325,13 +303,13 @@ async fn wait_for_tag(app: &App, release_id: i64, wait: Duration) -> Result<Resp
     }
 }
 
-fn header_str(h: &axum::http::HeaderMap, name: &str) -> Option<String> {
+pub(super) fn header_str(h: &axum::http::HeaderMap, name: &str) -> Option<String> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.trim().chars().take(200).collect())
 }
 
-fn delivery(
+pub(super) fn delivery(
     source: &'static str,
     key: Option<String>,
     event: &str,

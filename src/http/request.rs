@@ -1,15 +1,18 @@
-//! Reading a webhook request: peer address, content type, and the body within its limit.
+//! Reading a webhook request: who sent it, its content type, its body within the limits, and the
+//! source's checks, in the order that spends the least on a caller that fails them.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 
-use super::MAX_BODY;
 use super::error::ApiError;
-use crate::app::SourceChecks;
-use crate::sources::auth;
+use crate::app::App;
+use crate::config::LimitsConfig;
+use crate::sources::auth::{self, Credentials, Presented, SourceChecks};
+use crate::sources::{InputError, JsonLimits};
 
 /// The socket peer's address, set by the server (connect info) or by the Lambda adapter.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +35,66 @@ pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[ipnet::IpNet]) ->
         .iter()
         .filter_map(|v| v.to_str().ok());
     auth::client_ip(peer, xff, trusted)
+}
+
+/// Whether a request came through a proxy (it carries a forwarding header of any kind).
+pub fn is_forwarded(headers: &HeaderMap) -> bool {
+    ["x-forwarded-for", "forwarded", "x-real-ip"]
+        .iter()
+        .any(|h| headers.contains_key(*h))
+}
+
+/// A request that passed its source's checks: the raw body and the client's address.
+pub struct Admitted {
+    pub body: bytes::Bytes,
+    pub client: IpAddr,
+}
+
+/// Runs a hook's checks in order: the address (403), the content type (415), the body within its
+/// size and time (413, 408), the source's credentials over the raw bytes (401), then the JSON's
+/// depth and size (400). Nothing is parsed before the credentials pass.
+pub async fn admit(
+    app: &App,
+    checks: &SourceChecks,
+    parts: &Parts,
+    body: Body,
+) -> Result<Admitted, ApiError> {
+    let limits = &app.config.server.limits;
+    let client = client_ip(
+        &parts.headers,
+        peer_ip(&parts.extensions),
+        &app.trusted_proxies,
+    );
+    auth::check_ip(client, &checks.allow)?;
+    require_json(&parts.headers)?;
+    let body = read_body(&parts.headers, body, limits).await?;
+    auth::check(checks, client, credentials(&parts.headers, checks), &body)?;
+    JsonLimits {
+        max_depth: limits.json_max_depth,
+        max_items: limits.json_max_items,
+    }
+    .check(&body)
+    .map_err(|e: InputError| ApiError::from(e))?;
+    Ok(Admitted { body, client })
+}
+
+/// The credential headers a source looks at, as presented.
+fn credentials<'a>(headers: &'a HeaderMap, checks: &SourceChecks) -> Credentials<'a> {
+    let one = |name: &str| {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (None, _) => Presented::Absent,
+            (Some(v), None) => Presented::One(v.as_bytes()),
+            (Some(_), Some(_)) => Presented::Many,
+        }
+    };
+    Credentials {
+        signature: one(checks.signature.header()),
+        token: checks
+            .token_header
+            .as_deref()
+            .map_or(Presented::Absent, one),
+    }
 }
 
 /// Refuses anything but a JSON body (415).
@@ -60,29 +123,46 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn too_large() -> ApiError {
+fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
-        format!("body is larger than {} bytes", MAX_BODY),
+        format!("body is larger than {limit} bytes (server.limits.max_body_bytes)"),
     )
 }
 
-/// Reads the body, refusing more than [`MAX_BODY`] bytes (413) without buffering beyond it.
-pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
+/// Reads the body within `limits.max_body_bytes` (413, without buffering beyond it) and
+/// `limits.body_timeout_secs` (408), so a slow sender cannot hold a request open.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limits: &LimitsConfig,
+) -> Result<bytes::Bytes, ApiError> {
+    let max = limits.max_body_bytes;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        && len > MAX_BODY as u64
+        && len > max as u64
     {
-        return Err(too_large());
+        return Err(too_large(max));
     }
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+    let read = tokio::time::timeout(limits.body_timeout(), axum::body::to_bytes(body, max));
+    let Ok(result) = read.await else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the body did not arrive within {} s (server.limits.body_timeout_secs)",
+                limits.body_timeout_secs
+            ),
+        ));
+    };
+    result.map_err(|e| {
         let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(s) = src {
             if s.is::<http_body_util::LengthLimitError>() {
-                return too_large();
+                return too_large(max);
             }
             src = s.source();
         }
@@ -92,59 +172,4 @@ pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, 
             "the request body could not be read (truncated?)",
         )
     })
-}
-
-/// Applies a source's checks: IP allowlist (403), then the credentials it requires (401).
-///
-/// A source may hold a signing secret, a token, or both. A presented credential must be valid;
-/// at least one configured credential must be presented.
-pub fn authenticate(
-    checks: &SourceChecks,
-    client: IpAddr,
-    headers: &HeaderMap,
-    body: &[u8],
-    signature: Option<(&str, SignatureKind)>,
-) -> Result<(), ApiError> {
-    auth::check_ip(auth::canonical(client), &checks.allow)?;
-    let mut passed = false;
-    let mut first_error = None;
-    if let (Some(secret), Some((name, kind))) = (&checks.secret, signature) {
-        let value = headers.get(name).and_then(|v| v.to_str().ok());
-        if value.is_some() || checks.token.is_none() {
-            let r = match kind {
-                SignatureKind::CircleCi => auth::verify_circleci(value, body, secret),
-                SignatureKind::Hub => auth::verify_hub(value, name, body, secret),
-            };
-            match r {
-                Ok(()) => passed = true,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    if let (Some(token), Some(header_name)) = (&checks.token, &checks.token_header) {
-        let presented = headers.get(header_name.as_str()).map(|v| v.as_bytes());
-        if presented.is_some() || !passed {
-            match auth::verify_token(presented, header_name, token) {
-                Ok(()) => passed = true,
-                Err(e) => first_error = Some(e),
-            }
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(e.into());
-    }
-    if !passed && (checks.secret.is_some() || checks.token.is_some()) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing credentials",
-        ));
-    }
-    Ok(())
-}
-
-#[derive(Debug, Clone, Copy)]
-pub enum SignatureKind {
-    CircleCi,
-    Hub,
 }

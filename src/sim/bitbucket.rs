@@ -8,6 +8,7 @@ mod model;
 mod query;
 #[cfg(test)]
 mod tests;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

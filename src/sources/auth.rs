@@ -1,15 +1,16 @@
-//! Who may call: client address, IP allowlists, HMAC signatures and shared tokens.
+//! Who may call a source: its allowlist, then the credentials it requires (SPEC 4.2).
 //!
-//! Every check runs on the raw request before the body is parsed. Comparisons of secrets are
-//! constant-time (`subtle`, via `Mac::verify_slice` and [`Secret::ct_eq`]).
+//! Every check runs on the raw request before the body is parsed, so nothing about the body (nor
+//! whether the project it names exists) is revealed to a caller that fails them. Secrets are
+//! compared in constant time ([`Secret::ct_eq`]; signatures in [`super::signature`]).
 
 use std::net::IpAddr;
 
-use hmac::{Hmac, KeyInit, Mac};
 use ipnet::IpNet;
-use sha2::Sha256;
 
-use crate::config::Secret;
+pub use super::address::{canonical, check_ip, client_ip};
+pub use super::signature::{SignatureFormat, sign_hex, verify_circleci, verify_hub};
+use crate::config::{Require, Secret};
 
 /// Why a caller was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,128 +21,95 @@ pub enum AuthError {
     Unauthorized(String),
 }
 
-/// The client's address: the socket peer, or, when the peer is a trusted proxy, the right-most
-/// `X-Forwarded-For` hop that is not itself a trusted proxy. A header from an untrusted peer is
-/// ignored, so it cannot be spoofed.
-pub fn client_ip<'a>(
-    peer: IpAddr,
-    forwarded_for: impl IntoIterator<Item = &'a str>,
-    trusted: &[IpNet],
-) -> IpAddr {
-    let peer = canonical(peer);
-    if !trusted.iter().any(|n| n.contains(&peer)) {
-        return peer;
-    }
-    let hops: Vec<IpAddr> = forwarded_for
-        .into_iter()
-        .flat_map(|h| h.split(','))
-        .filter_map(|h| parse_hop(h.trim()))
-        .collect();
-    let mut client = peer;
-    for hop in hops.into_iter().rev() {
-        client = hop;
-        if !trusted.iter().any(|n| n.contains(&hop)) {
-            break;
-        }
-    }
-    client
+/// The checks one inbound source applies, resolved from its configuration.
+#[derive(Clone, Default)]
+pub struct SourceChecks {
+    /// `sources.jira`, ... (for messages).
+    pub name: &'static str,
+    pub allow: Vec<IpNet>,
+    pub secret: Option<Secret>,
+    pub signature: SignatureFormat,
+    pub token_header: Option<String>,
+    pub token: Option<Secret>,
+    pub require: Require,
 }
 
-/// One `X-Forwarded-For` entry: an address, optionally `[v6]:port` or `v4:port`.
-fn parse_hop(h: &str) -> Option<IpAddr> {
-    if let Ok(ip) = h.parse::<IpAddr>() {
-        return Some(canonical(ip));
-    }
-    if let Ok(sa) = h.parse::<std::net::SocketAddr>() {
-        return Some(canonical(sa.ip()));
-    }
-    None
+/// A credential header as the request carried it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented<'a> {
+    Absent,
+    One(&'a [u8]),
+    /// The header came more than once: refused, since two parsers may not agree on which counts.
+    Many,
 }
 
-/// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) compare as the IPv4 address they carry.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    ip.to_canonical()
+/// The credential headers of one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    pub signature: Presented<'a>,
+    pub token: Presented<'a>,
 }
 
-/// An empty allowlist allows everyone.
-pub fn check_ip(ip: IpAddr, allow: &[IpNet]) -> Result<(), AuthError> {
-    if allow.is_empty() || allow.iter().any(|n| n.contains(&ip)) {
-        Ok(())
-    } else {
-        Err(AuthError::Forbidden(ip))
-    }
-}
-
-fn mac(secret: &Secret) -> Hmac<Sha256> {
-    <Hmac<Sha256> as KeyInit>::new_from_slice(secret.expose().as_bytes())
-        .expect("HMAC takes keys of any length")
-}
-
-/// Hex HMAC-SHA256 of `body` (for simulators and tests that sign).
-pub fn sign_hex(secret: &Secret, body: &[u8]) -> String {
-    let mut m = mac(secret);
-    m.update(body);
-    hex::encode(m.finalize().into_bytes())
-}
-
-fn verify_hex(secret: &Secret, body: &[u8], hex_sig: &str) -> bool {
-    let Ok(sig) = hex::decode(hex_sig.trim()) else {
-        return false;
-    };
-    let mut m = mac(secret);
-    m.update(body);
-    m.verify_slice(&sig).is_ok()
-}
-
-/// CircleCI's `circleci-signature`: a comma-separated list of `version=hex`; `v1` is HMAC-SHA256
-/// of the raw body. Any matching `v1` entry passes.
-pub fn verify_circleci(
-    header: Option<&str>,
+/// Applies a source's checks: the allowlist (403), then its credentials (401).
+///
+/// With `require = "any"`, at least one configured credential must be presented and every one
+/// presented must be valid; with `"all"`, every configured one; with `"none"`, the allowlist alone
+/// decides. A source with no credential configured refuses everyone unless it says `"none"`.
+pub fn check(
+    checks: &SourceChecks,
+    client: IpAddr,
+    presented: Credentials<'_>,
     body: &[u8],
-    secret: &Secret,
 ) -> Result<(), AuthError> {
-    let header = header.ok_or_else(|| {
-        AuthError::Unauthorized("missing circleci-signature header: set the webhook's secret in CircleCI to sources.circleci.secret".into())
-    })?;
-    let mut saw_v1 = false;
-    for part in header.split(',') {
-        if let Some((version, sig)) = part.trim().split_once('=')
-            && version == "v1"
-        {
-            saw_v1 = true;
-            if verify_hex(secret, body, sig) {
-                return Ok(());
+    check_ip(client, &checks.allow)?;
+    if checks.require == Require::Nothing {
+        return Ok(());
+    }
+    if checks.secret.is_none() && checks.token.is_none() {
+        return Err(AuthError::Unauthorized(format!(
+            "this endpoint refuses every request: {} has no secret or token configured",
+            checks.name
+        )));
+    }
+    let mut passed = 0;
+    let mut missing: Vec<&str> = Vec::new();
+    if let Some(secret) = &checks.secret {
+        let header = checks.signature.header();
+        match presented.signature {
+            Presented::Absent => missing.push(header),
+            Presented::Many => return Err(duplicated(header)),
+            Presented::One(value) => {
+                checks.signature.verify(value, body, secret)?;
+                passed += 1;
             }
         }
     }
-    Err(AuthError::Unauthorized(if saw_v1 {
-        "circleci-signature does not match the body: check sources.circleci.secret".into()
-    } else {
-        "circleci-signature has no v1 signature".into()
-    }))
+    if let (Some(token), Some(header)) = (&checks.token, &checks.token_header) {
+        match presented.token {
+            Presented::Absent => missing.push(header),
+            Presented::Many => return Err(duplicated(header)),
+            Presented::One(value) => {
+                verify_token(Some(value), header, token)?;
+                passed += 1;
+            }
+        }
+    }
+    match checks.require {
+        Require::All if !missing.is_empty() => Err(AuthError::Unauthorized(format!(
+            "missing {} header: {} requires every configured credential",
+            missing.join(" and "),
+            checks.name
+        ))),
+        Require::Any if passed == 0 => Err(AuthError::Unauthorized(format!(
+            "missing {} header",
+            missing.join(" or ")
+        ))),
+        _ => Ok(()),
+    }
 }
 
-/// `X-Hub-Signature: sha256=<hex>` (Bitbucket, Jira admin webhooks) and GitHub's
-/// `X-Hub-Signature-256` (same format).
-pub fn verify_hub(
-    header: Option<&str>,
-    header_name: &str,
-    body: &[u8],
-    secret: &Secret,
-) -> Result<(), AuthError> {
-    let header =
-        header.ok_or_else(|| AuthError::Unauthorized(format!("missing {header_name} header")))?;
-    let sig = header
-        .trim()
-        .strip_prefix("sha256=")
-        .ok_or_else(|| AuthError::Unauthorized(format!("{header_name} must be sha256=<hex>")))?;
-    if verify_hex(secret, body, sig) {
-        Ok(())
-    } else {
-        Err(AuthError::Unauthorized(format!(
-            "{header_name} does not match the body: check the source's secret"
-        )))
-    }
+fn duplicated(header: &str) -> AuthError {
+    AuthError::Unauthorized(format!("{header} must be sent once, not several times"))
 }
 
 /// A shared token in a configured header, compared in constant time.
@@ -162,86 +130,84 @@ pub fn verify_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Presented::{Absent, Many, One};
 
-    fn nets(v: &[&str]) -> Vec<IpNet> {
-        v.iter().map(|s| s.parse().unwrap()).collect()
+    fn checks(require: Require, secret: bool, token: bool) -> SourceChecks {
+        SourceChecks {
+            name: "sources.test",
+            allow: vec!["192.0.2.0/24".parse().unwrap()],
+            secret: secret.then(|| Secret::new("s3cret")),
+            signature: SignatureFormat::default(),
+            token_header: token.then(|| "X-Hoist-Token".into()),
+            token: token.then(|| Secret::new("t0ken")),
+            require,
+        }
+    }
+
+    fn run(c: &SourceChecks, signature: Presented, token: Presented) -> Result<(), String> {
+        let client: IpAddr = "192.0.2.1".parse().unwrap();
+        check(c, client, Credentials { signature, token }, b"body").map_err(|e| e.to_string())
     }
 
     #[test]
-    fn circleci_docs_vector() {
-        let s = Secret::new("secret");
-        let sig = "v1=734cc62f32841568f45715aeb9f4d7891324e6d948e4c6c60c0621cdac48623a";
-        assert!(verify_circleci(Some(sig), b"hello world", &s).is_ok());
-        assert!(verify_circleci(Some(&format!("v0=00,{sig}")), b"hello world", &s).is_ok());
-        assert!(verify_circleci(Some(sig), b"hello world!", &s).is_err());
-        assert!(verify_circleci(Some("v2=734cc62f"), b"hello world", &s).is_err());
-        assert!(verify_circleci(None, b"hello world", &s).is_err());
-        assert!(verify_circleci(Some(sig), b"hello world", &Secret::new("other")).is_err());
-    }
-
-    #[test]
-    fn bitbucket_fixture_vector() {
-        let body = include_bytes!("../../fixtures/bitbucket-webhook-repo-push-signed.json");
-        assert_eq!(body.len(), 14_515);
-        let s = Secret::new("Gkvl$k$wyNpQAF42");
-        let h = "sha256=f205c729821c6954aff2afe72b965c34015b4baf96ea8ddc2cc44999c014a035";
-        assert!(verify_hub(Some(h), "X-Hub-Signature", body, &s).is_ok());
+    fn every_combination_of_require_and_credentials() {
+        let sig = format!("sha256={}", sign_hex(&Secret::new("s3cret"), b"body"));
+        let good_sig = One(sig.as_bytes());
+        let bad_sig = One(b"sha256=00");
+        let good_tok = One(b"t0ken");
+        let bad_tok = One(b"t0ken2");
+        let any = checks(Require::Any, true, true);
+        assert_eq!(run(&any, good_sig, Absent), Ok(()));
+        assert_eq!(run(&any, Absent, good_tok), Ok(()));
+        assert_eq!(run(&any, good_sig, good_tok), Ok(()));
         assert!(
-            verify_hub(
-                Some(&h.replace("sha256=", "sha1=")),
-                "X-Hub-Signature",
-                body,
-                &s
-            )
-            .is_err()
+            run(&any, good_sig, bad_tok)
+                .unwrap_err()
+                .contains("wrong X-Hoist-Token")
         );
-        assert!(verify_hub(Some(h), "X-Hub-Signature", &body[..100], &s).is_err());
+        assert!(
+            run(&any, bad_sig, good_tok)
+                .unwrap_err()
+                .contains("does not match")
+        );
+        let e = run(&any, Absent, Absent).unwrap_err();
+        assert!(
+            e.contains("missing X-Hub-Signature or X-Hoist-Token"),
+            "{e}"
+        );
+        let all = checks(Require::All, true, true);
+        assert_eq!(run(&all, good_sig, good_tok), Ok(()));
+        let e = run(&all, good_sig, Absent).unwrap_err();
+        assert!(
+            e.contains("missing X-Hoist-Token header: sources.test requires every"),
+            "{e}"
+        );
+        assert!(
+            run(&all, Absent, good_tok)
+                .unwrap_err()
+                .contains("X-Hub-Signature")
+        );
+        assert!(run(&all, good_sig, Many).unwrap_err().contains("sent once"));
+        assert!(run(&all, Many, good_tok).unwrap_err().contains("sent once"));
+        let none = checks(Require::Nothing, false, false);
+        assert_eq!(run(&none, Absent, Absent), Ok(()));
+        let unconfigured = checks(Require::Any, false, false);
+        let e = run(&unconfigured, good_sig, good_tok).unwrap_err();
+        assert!(e.contains("sources.test has no secret or token"), "{e}");
     }
 
     #[test]
-    fn client_address_resolution() {
-        let trusted = nets(&["10.0.0.0/8", "fd00::/8"]);
-        let peer: IpAddr = "10.1.1.1".parse().unwrap();
-        let untrusted: IpAddr = "203.0.113.9".parse().unwrap();
-        // Untrusted peer: header ignored.
-        assert_eq!(client_ip(untrusted, ["1.2.3.4"], &trusted), untrusted);
-        // Trusted peer: right-most untrusted hop.
+    fn the_allowlist_comes_first() {
+        let c = checks(Require::Any, false, true);
+        let outside: IpAddr = "198.51.100.1".parse().unwrap();
+        let presented = Credentials {
+            signature: Absent,
+            token: One(b"t0ken"),
+        };
         assert_eq!(
-            client_ip(peer, ["1.2.3.4, 198.51.100.7, 10.2.2.2"], &trusted),
-            "198.51.100.7".parse::<IpAddr>().unwrap()
+            check(&c, outside, presented, b""),
+            Err(AuthError::Forbidden(outside))
         );
-        assert_eq!(
-            client_ip(peer, ["1.2.3.4", "198.51.100.7"], &trusted),
-            "198.51.100.7".parse::<IpAddr>().unwrap()
-        );
-        // All hops trusted: the left-most.
-        assert_eq!(
-            client_ip(peer, ["10.3.3.3"], &trusted),
-            "10.3.3.3".parse::<IpAddr>().unwrap()
-        );
-        // No header: the peer.
-        assert_eq!(client_ip(peer, [], &trusted), peer);
-        // Garbage hops are skipped.
-        assert_eq!(
-            client_ip(peer, ["nonsense, 198.51.100.7"], &trusted),
-            "198.51.100.7".parse::<IpAddr>().unwrap()
-        );
-        // IPv4-mapped IPv6 peer compares as IPv4.
-        let mapped: IpAddr = "::ffff:10.1.1.1".parse().unwrap();
-        assert_eq!(
-            client_ip(mapped, ["[2001:db8::1]:443"], &trusted),
-            "2001:db8::1".parse::<IpAddr>().unwrap()
-        );
-    }
-
-    #[test]
-    fn allowlists() {
-        let allow = nets(&["13.52.5.96/28", "2401:1d80:3000::/36"]);
-        assert!(check_ip("13.52.5.100".parse().unwrap(), &allow).is_ok());
-        assert!(check_ip("13.52.5.112".parse().unwrap(), &allow).is_err());
-        assert!(check_ip("2401:1d80:3000::1".parse().unwrap(), &allow).is_ok());
-        assert!(check_ip(canonical("::ffff:13.52.5.100".parse().unwrap()), &allow).is_ok());
-        assert!(check_ip("1.1.1.1".parse().unwrap(), &[]).is_ok());
     }
 
     #[test]
@@ -249,6 +215,7 @@ mod tests {
         let t = Secret::new("tok");
         assert!(verify_token(Some(b"tok"), "X-Hoist-Token", &t).is_ok());
         assert!(verify_token(Some(b"tok2"), "X-Hoist-Token", &t).is_err());
+        assert!(verify_token(Some(b"to"), "X-Hoist-Token", &t).is_err());
         assert!(verify_token(None, "X-Hoist-Token", &t).is_err());
     }
 }

@@ -84,7 +84,13 @@ struct Named {
 pub fn parse(body: &[u8], event_header: Option<&str>) -> Result<BuildEvent, InputError> {
     let v = parse_json(body)?;
     let p: Payload = serde_json::from_value(v).map_err(|e| {
-        InputError::invalid("(body)", &format!("not a CircleCI webhook payload: {e}"))
+        InputError::invalid(
+            "(body)",
+            &format!(
+                "not a CircleCI webhook payload: {}",
+                super::quote(&e.to_string())
+            ),
+        )
     })?;
     let id = p.id.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
         InputError::missing("id", " (CircleCI webhook payloads carry a top-level id)")

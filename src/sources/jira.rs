@@ -82,7 +82,10 @@ fn parse_native(v: &Value, event: &str, f: &IssueFields) -> Result<JiraEvent, In
         })
     };
     if event != "jira:issue_updated" {
-        return ignored(format!("event {event} is not an assignment"));
+        return ignored(format!(
+            "event {} is not an assignment",
+            super::quote(event)
+        ));
     }
     let items = v
         .pointer("/changelog/items")

@@ -1,9 +1,14 @@
 //! Inbound webhook sources: verify who sent a request, then parse its body into a domain event.
 //! Nothing here does I/O; the HTTP layer calls these on raw bytes.
 
+pub mod address;
 pub mod auth;
+pub mod bitbucket;
 pub mod circleci;
 pub mod jira;
+#[cfg(test)]
+mod proptests;
+pub mod signature;
 
 /// A body that cannot be acted on, with what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,38 +52,81 @@ impl InputError {
     }
 }
 
-/// Parses JSON with a nesting limit, so a depth bomb is refused instead of exhausting the stack.
-pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, InputError> {
-    // serde_json already stops at 128 levels; check cheaply first for a clearer message.
-    let mut depth = 0usize;
-    let mut in_str = false;
-    let mut escaped = false;
-    for &b in body {
-        if in_str {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_str = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > 64 {
-                    return Err(InputError {
-                        code: "invalid_json",
-                        message: "body nests deeper than 64 levels".into(),
-                    });
+/// How deep and how large a JSON body may be, checked on the raw bytes before parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonLimits {
+    pub max_depth: usize,
+    /// Containers, elements and members (every `[`, `{`, `,` and `:` outside strings, plus one).
+    pub max_items: usize,
+}
+
+impl JsonLimits {
+    /// What the parsers themselves enforce whatever the configuration says: serde_json's own
+    /// nesting limit. The HTTP layer applies the configured (tighter) limits first.
+    pub const CEILING: Self = Self {
+        max_depth: crate::config::limits::JSON_DEPTH_CEILING,
+        max_items: usize::MAX,
+    };
+
+    /// Refuses a body that nests too deep or holds too many items, in one pass over the bytes and
+    /// without allocating, so a depth or size bomb costs no more than reading it.
+    pub fn check(&self, body: &[u8]) -> Result<(), InputError> {
+        let too = |message: String| InputError {
+            code: "invalid_json",
+            message,
+        };
+        let (mut depth, mut items) = (0usize, 1usize);
+        let (mut in_str, mut escaped) = (false, false);
+        for &b in body {
+            if in_str {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_str = false,
+                    _ => {}
                 }
+                continue;
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+            match b {
+                b'"' => in_str = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    items += 1;
+                    if depth > self.max_depth {
+                        return Err(too(format!(
+                            "body nests deeper than {} levels",
+                            self.max_depth
+                        )));
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                b',' | b':' => items += 1,
+                _ => continue,
+            }
+            if items > self.max_items {
+                return Err(too(format!(
+                    "body holds more than {} JSON items",
+                    self.max_items
+                )));
+            }
         }
+        Ok(())
     }
+}
+
+/// Parses JSON within [`JsonLimits::CEILING`], so no body can exhaust the stack.
+pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, InputError> {
+    JsonLimits::CEILING.check(body)?;
     serde_json::from_slice(body).map_err(|e| InputError::json(&e))
+}
+
+/// A value for an error message: at most 100 characters, so an answer never echoes a huge input.
+pub fn quote(value: &str) -> String {
+    let mut out: String = value.chars().take(100).collect();
+    if out.len() < value.len() {
+        out.push_str("...");
+    }
+    out
 }
 
 /// A string at a JSON pointer. Select-list custom fields (`{"value": "..."}`) count too.

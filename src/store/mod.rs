@@ -22,7 +22,7 @@ use sqlx::{AnyPool, Executor};
 pub use ingest::Ingest;
 pub use jobs::{ClaimedJob, JobRow};
 pub use model::{Delivery, Ingested, NewDelivery, NewRelease, Release, ReleaseEvent, TagRow};
-pub use releases::NewTag;
+pub use releases::{NewTag, PushedTag};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -413,3 +413,50 @@ impl Tx {
         Ok(row.try_get("commit_sha")?)
     }
 }
+
+/// A tag someone pushed to the repository by hand, of a configured family (`origin = "push"`).
+#[derive(Debug, Clone)]
+pub struct PushedTag {
+    pub project: String,
+    pub env: String,
+    pub name: String,
+    pub commit: String,
+    pub version: crate::pipeline::version::Version,
+}
+
+impl Store {
+    /// Records a Bitbucket push delivery and the family tags it brought, in one transaction, so
+    /// that version allocation ([`Store::known_tags`]) sees tags made outside Hoist. A delivery
+    /// whose key was seen before changes nothing; a tag already known keeps its first record.
+    pub async fn ingest_push(
+        &self,
+        delivery: NewDelivery,
+        outcome: &str,
+        tags: Vec<PushedTag>,
+    ) -> Result<Ingested> {
+        let outcome = outcome.to_string();
+        self.with_tx(|tx| {
+            let (delivery, outcome, tags) = (delivery.clone(), outcome.clone(), tags.clone());
+            Box::pin(async move {
+                if let Some(dup) = tx.find_duplicate(&delivery).await? {
+                    return Ok(dup);
+                }
+                let delivery_id = tx.insert_delivery(&delivery, &outcome, None).await?;
+                for t in &tags {
+                    tx.record_tag(&NewTag {
+                        project: &t.project,
+                        env: &t.env,
+                        name: &t.name,
+                        commit: &t.commit,
+                        version: t.version,
+                        release_id: None,
+                        origin: "push",
+                    })
+                    .await?;
+                }
+                Ok(Ingested::Ignored { delivery_id })
+            })
+        })
+        .await
+    }
+}

@@ -1,10 +1,15 @@
 //! Integration tests: the real server on loopback, a real store (a fresh SQLite file per test, or
 //! a fresh PostgreSQL database per test when HOIST_TEST_PG is set), and the simulators.
 
+mod arbitrary;
 mod bad_input;
 mod build_to_deploy;
 mod cli;
 mod durability;
+mod exposure;
+mod hostile;
+mod limits;
 mod process;
+mod pushes;
 mod ticket_to_tag;
 mod util;
