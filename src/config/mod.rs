@@ -8,6 +8,8 @@
 
 pub mod limits;
 pub mod secret;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -74,6 +74,19 @@ async fn a_slow_request_head_or_an_idle_connection_is_closed() {
 }
 
 #[tokio::test]
+async fn an_oversized_request_head_is_refused() {
+    let s = stack_with(quick(), |_| {}).await;
+    let mut conn = TcpStream::connect(addr(&s.url)).await.unwrap();
+    let big = "a".repeat(hoist::http::MAX_HEAD_BYTES + 1024);
+    let head = format!("GET /healthz HTTP/1.1\r\nHost: hoist\r\nX-Big: {big}\r\n\r\n");
+    // The server may close before it has read everything: a failed write is fine.
+    let _ = conn.write_all(head.as_bytes()).await;
+    let (got, _) = read_until_closed(&mut conn, Duration::from_secs(5)).await;
+    assert!(got.starts_with("HTTP/1.1 431"), "{got}");
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_body_that_stops_arriving_gets_408() {
     let s = stack_with(quick(), |c| c.server.limits.body_timeout_secs = 1).await;
     let token = s.options.jira_token.clone();
