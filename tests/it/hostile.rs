@@ -583,6 +583,19 @@ fn table(o: &StackOptions, jira: &[u8], push: &[u8]) -> Vec<Case> {
                 .h("x-hub-signature", sig)
                 .expect(400, "missing_field", "repository.full_name")
         },
+        {
+            let body = b"\0not json".to_vec();
+            let sig = hub(&o.bitbucket_hook_secret, &body);
+            case(
+                "signed other event whose body is not JSON (NUL byte)",
+                "/hooks/bitbucket",
+            )
+            .h("x-event-key", "pullrequest:created")
+            .body(body)
+            .h(JIRA_TOKEN_HEADER, BB_TOKEN)
+            .h("x-hub-signature", sig)
+            .expect(400, "invalid_json", "not valid JSON")
+        },
         // The read API.
         case("API without a token", "/api/releases")
             .get()
