@@ -28,7 +28,7 @@ pub struct Cli {
     )]
     pub config: PathBuf,
     /// Log format: `text` or `json`. Levels come from HOIST_LOG (e.g. `info,hoist=debug`).
-    #[arg(long, global = true, default_value = "text")]
+    #[arg(long, global = true, env = "HOIST_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
@@ -38,6 +38,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: webhooks in, jobs out. `GET /healthz` answers 200 once ready.
     Serve,
+    /// Run as an AWS Lambda function (custom runtime) behind API Gateway or a function URL: the
+    /// same routes as `serve`, jobs run inside invocations. A binary named `bootstrap` started
+    /// with AWS_LAMBDA_RUNTIME_API set does this without arguments.
+    Lambda,
     /// Run the whole pipeline against built-in simulators (no account anywhere) and show each step.
     Demo(crate::demo::DemoArgs),
     /// Validate the configuration and print every problem with its location.
@@ -72,7 +76,11 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = if crate::lambda::is_bootstrap() {
+        Cli::parse_from(["bootstrap", "lambda"])
+    } else {
+        Cli::parse()
+    };
     // The demo prints its own story; its logs are for warnings unless HOIST_LOG asks for more.
     let default_level = if matches!(cli.command, Command::Demo(_)) {
         "warn"
@@ -96,9 +104,16 @@ pub fn main() -> ExitCode {
 pub fn init_tracing(format: &str, level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("HOIST_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},sqlx=warn,hyper=warn,reqwest=warn")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},sqlx=warn,hyper=warn,reqwest=warn")))
+        // lambda_runtime logs whole events at TRACE, headers and all: webhook tokens would leak.
+        .add_directive(
+            "lambda_runtime::layers::api_response=debug"
+                .parse()
+                .expect("a valid directive"),
+        );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = if format == "json" {
         builder.json().try_init()
@@ -110,6 +125,9 @@ pub fn init_tracing(format: &str, level: &str) {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve => serve(&cli.config).await.map(|_| ExitCode::SUCCESS),
+        Command::Lambda => crate::lambda::run(&cli.config)
+            .await
+            .map(|_| ExitCode::SUCCESS),
         Command::Demo(args) => crate::demo::run(args).await,
         Command::CheckConfig => Ok(check_config(&cli.config)),
         Command::NextTag { project, env } => next_tag(&cli.config, &project, env.as_deref())

@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod lambda;
 pub mod pipeline;
 pub mod sim;
 pub mod sources;

@@ -40,6 +40,8 @@ pub struct StackOptions {
     pub retry_base_ms: u64,
     pub max_attempts: u32,
     pub poll_ms: u64,
+    /// Timeout of every outbound call.
+    pub client_timeout_secs: u64,
     /// Secrets the stack uses, so tests can look for them in logs and answers.
     pub jira_token: String,
     pub circleci_secret: String,
@@ -61,6 +63,7 @@ impl Default for StackOptions {
             retry_base_ms: 20,
             max_attempts: 15,
             poll_ms: 20,
+            client_timeout_secs: 5,
             jira_token: "jira-token-5e1f0c".into(),
             circleci_secret: "circleci-secret-9b7a".into(),
             bitbucket_token: "bitbucket-token-77d2".into(),
@@ -167,12 +170,12 @@ impl Stack {
             workspace: WORKSPACE.into(),
             auth: BitbucketAuthConfig::Bearer(SecretRef::Value(o.bitbucket_token.clone())),
             web_url: "https://bitbucket.org".into(),
-            timeout_secs: 5,
+            timeout_secs: o.client_timeout_secs,
         });
         c.spinnaker = Some(SpinnakerConfig {
             gate_url: gate.url(),
             headers: BTreeMap::new(),
-            timeout_secs: 5,
+            timeout_secs: o.client_timeout_secs,
         });
         c.slack = Some(if o.slack_bot {
             SlackConfig {
@@ -180,7 +183,7 @@ impl Stack {
                 bot_token: Some(SecretRef::Value(o.slack_token.clone())),
                 channel: Some("C0123456".into()),
                 api_url: slack.api_url(),
-                timeout_secs: 5,
+                timeout_secs: o.client_timeout_secs,
             }
         } else {
             SlackConfig {
@@ -188,7 +191,7 @@ impl Stack {
                 bot_token: None,
                 channel: None,
                 api_url: slack.api_url(),
-                timeout_secs: 5,
+                timeout_secs: o.client_timeout_secs,
             }
         });
         c.jira = JiraConfig {

@@ -6,6 +6,7 @@
 //! exist) and reports every problem with its location. Secrets are only ever held as
 //! [`secret::SecretRef`]s here and resolved into redacting [`secret::Secret`]s by [`Config::resolve`].
 
+pub mod lambda;
 pub mod limits;
 pub mod secret;
 #[cfg(test)]
@@ -19,6 +20,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::pipeline::version::TagScheme;
+pub use lambda::LambdaConfig;
 pub use limits::LimitsConfig;
 pub use secret::{Secret, SecretRef};
 
@@ -67,6 +69,9 @@ pub struct Config {
     pub sources: SourcesConfig,
     #[serde(default)]
     pub worker: WorkerConfig,
+    /// Only read by `hoist lambda`.
+    #[serde(default)]
+    pub lambda: LambdaConfig,
     #[serde(default)]
     pub projects: Vec<ProjectConfig>,
 }
@@ -362,10 +367,10 @@ fn default_retry_base() -> u64 {
     1_000
 }
 fn default_retry_max() -> u64 {
-    300_000
+    600_000
 }
 fn default_retry_attempts() -> u32 {
-    15
+    25
 }
 
 #[derive(Debug, Clone, Deserialize)]

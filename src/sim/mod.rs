@@ -9,6 +9,7 @@
 pub mod bitbucket;
 pub mod circleci;
 pub mod jira;
+pub mod lambda;
 pub mod slack;
 pub mod spinnaker;
 

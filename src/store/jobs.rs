@@ -68,13 +68,17 @@ impl Store {
             Backend::Sqlite => "",
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         };
+        // Two index-backed lookups: a running job whose worker went silent (its lease expired)
+        // comes first, then the oldest due queued job. Either must be the first unfinished job
+        // of its lane.
+        let lane_free = "NOT EXISTS (SELECT 1 FROM jobs e WHERE e.lane = j.lane AND e.id < j.id AND e.state IN ('queued', 'running'))";
         let sql = format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, claimed_by = $2, updated_at = $3
-             WHERE id = (
-                SELECT j.id FROM jobs j
-                WHERE ((j.state = 'queued' AND j.run_at <= $3) OR (j.state = 'running' AND j.lease_until < $3))
-                  AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.lane = j.lane AND e.id < j.id AND e.state IN ('queued', 'running'))
-                ORDER BY j.run_at, j.id LIMIT 1 {lock})
+             WHERE id = COALESCE(
+                (SELECT j.id FROM jobs j WHERE j.state = 'running' AND j.lease_until < $3 AND {lane_free}
+                 ORDER BY j.lease_until LIMIT 1 {lock}),
+                (SELECT j.id FROM jobs j WHERE j.state = 'queued' AND j.run_at <= $3 AND {lane_free}
+                 ORDER BY j.run_at, j.id LIMIT 1 {lock}))
              RETURNING id, payload, attempts, max_attempts, created_at"
         );
         let now = now_ms();

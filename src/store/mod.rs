@@ -7,16 +7,19 @@
 //! Every write that must be atomic happens inside one [`Tx`]: an inbound delivery, the release it
 //! starts and that release's first job commit together, so a 2xx answer means all of it is durable.
 
+mod ingest;
 mod jobs;
 mod model;
 mod releases;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use ingest::Ingest;
 pub use jobs::{ClaimedJob, JobRow};
 pub use model::{Delivery, Ingested, NewDelivery, NewRelease, Release, ReleaseEvent, TagRow};
 pub use releases::{NewTag, PushedTag};
@@ -35,6 +38,8 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("store failure: {0}")]
+    Failed(String),
     #[error("corrupt record: {0}")]
     Corrupt(String),
 }
@@ -59,6 +64,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time. Queueing writers here, in order, is much faster than
+    /// letting them collide and sleep in SQLite's busy handler. (Other processes on the same file
+    /// still meet the busy handler; PostgreSQL needs no such lock.)
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// The task that records deliveries in shared commits (absent in the task's own handle).
+    writer_task: Option<ingest::Writer>,
 }
 
 /// Milliseconds since the Unix epoch, the store's time unit.
@@ -102,8 +113,15 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(StoreError::Unavailable)?;
-        let store = Self { pool, backend };
+        let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let mut store = Self {
+            pool,
+            backend,
+            writer,
+            writer_task: None,
+        };
         store.migrate().await?;
+        store.writer_task = Some(ingest::Writer::spawn(store.clone()));
         Ok(store)
     }
 
@@ -134,6 +152,10 @@ impl Store {
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`)
     /// so that a read-then-write never fails halfway on a concurrent writer.
     pub async fn begin(&self) -> Result<Tx> {
+        let guard = match &self.writer {
+            Some(w) => Some(w.clone().lock_owned().await),
+            None => None,
+        };
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
@@ -142,6 +164,7 @@ impl Store {
         Ok(Tx {
             tx,
             backend: self.backend,
+            _writer: guard,
         })
     }
 
@@ -182,6 +205,8 @@ impl Store {
 pub struct Tx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
+    /// Held until the transaction ends (declared after `tx`, so dropped after it).
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Tx {

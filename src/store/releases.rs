@@ -4,115 +4,9 @@ use sqlx::Row;
 
 use super::model::{Delivery, Ingested, NewDelivery, NewRelease, Release, ReleaseEvent, TagRow};
 use super::{Result, Store, Tx, now_ms};
-use crate::domain::{JobSpec, ReleaseStatus};
+use crate::domain::ReleaseStatus;
 
 impl Store {
-    /// Records a delivery that starts (or joins) a release, with the release's first job, in one
-    /// transaction. A delivery whose key was seen before changes nothing.
-    pub async fn ingest_release(
-        &self,
-        delivery: NewDelivery,
-        release: NewRelease,
-        max_attempts: u32,
-    ) -> Result<Ingested> {
-        self.with_tx(|tx| {
-            let (delivery, release) = (delivery.clone(), release.clone());
-            Box::pin(async move {
-                if let Some(dup) = tx.find_duplicate(&delivery).await? {
-                    return Ok(dup);
-                }
-                if let Some(id) = tx
-                    .open_release(&release.project, &release.env, &release.commit)
-                    .await?
-                {
-                    let delivery_id = tx
-                        .insert_delivery(&delivery, &format!("joined open release {id}"), Some(id))
-                        .await?;
-                    tx.add_event(
-                        id,
-                        "received",
-                        &format!(
-                            "another request for the same commit joined this release{}",
-                            release
-                                .issue
-                                .as_deref()
-                                .map(|i| format!(" (issue {i})"))
-                                .unwrap_or_default()
-                        ),
-                    )
-                    .await?;
-                    return Ok(Ingested::Existing {
-                        release_id: id,
-                        delivery_id,
-                    });
-                }
-                let id = tx.insert_release(&release).await?;
-                let delivery_id = tx
-                    .insert_delivery(&delivery, "release started", Some(id))
-                    .await?;
-                tx.add_event(
-                    id,
-                    "received",
-                    &format!(
-                        "ticket {} asks for {} on {} ({})",
-                        release.issue.as_deref().unwrap_or("(none)"),
-                        release.commit,
-                        release.project,
-                        release.env
-                    ),
-                )
-                .await?;
-                tx.enqueue(
-                    &JobSpec::CreateTag { release_id: id },
-                    &format!("tag:{}:{}", release.project, release.env),
-                    max_attempts,
-                    0,
-                )
-                .await?;
-                Ok(Ingested::Created {
-                    release_id: id,
-                    delivery_id,
-                })
-            })
-        })
-        .await
-    }
-
-    /// Records a delivery and, unless it is a duplicate, a `handle_build` job for it in `lane`
-    /// (`None`: recorded only, nothing to do).
-    pub async fn ingest_delivery(
-        &self,
-        delivery: NewDelivery,
-        outcome: &str,
-        build_lane: Option<String>,
-        max_attempts: u32,
-    ) -> Result<Ingested> {
-        let outcome = outcome.to_string();
-        self.with_tx(|tx| {
-            let (delivery, outcome, lane) = (delivery.clone(), outcome.clone(), build_lane.clone());
-            Box::pin(async move {
-                if let Some(dup) = tx.find_duplicate(&delivery).await? {
-                    return Ok(dup);
-                }
-                let delivery_id = tx.insert_delivery(&delivery, &outcome, None).await?;
-                match lane {
-                    Some(lane) => {
-                        tx.enqueue(
-                            &JobSpec::HandleBuild { delivery_id },
-                            &lane,
-                            max_attempts,
-                            0,
-                        )
-                        .await?;
-                        Ok(Ingested::Queued { delivery_id })
-                    }
-                    None => Ok(Ingested::Ignored { delivery_id }),
-                }
-            })
-        })
-        .await
-    }
-
     pub async fn release(&self, id: i64) -> Result<Option<Release>> {
         let sql = format!("SELECT {} FROM releases WHERE id = $1", Release::COLUMNS);
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -248,7 +142,7 @@ fn tag_from_row(r: &sqlx::any::AnyRow) -> Result<TagRow> {
 }
 
 impl Tx {
-    async fn find_duplicate(&mut self, d: &NewDelivery) -> Result<Option<Ingested>> {
+    pub(super) async fn find_duplicate(&mut self, d: &NewDelivery) -> Result<Option<Ingested>> {
         let Some(key) = &d.key else { return Ok(None) };
         let row = sqlx::query(
             "SELECT id, release_id FROM deliveries WHERE source = $1 AND delivery_key = $2",
@@ -266,7 +160,7 @@ impl Tx {
         .transpose()
     }
 
-    async fn insert_delivery(
+    pub(super) async fn insert_delivery(
         &mut self,
         d: &NewDelivery,
         outcome: &str,
@@ -305,7 +199,7 @@ impl Tx {
         Ok(())
     }
 
-    async fn open_release(
+    pub(super) async fn open_release(
         &mut self,
         project: &str,
         env: &str,

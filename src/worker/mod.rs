@@ -13,6 +13,7 @@ mod tag;
 use std::time::Duration;
 
 use rand::Rng;
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::clients::CallError;
@@ -59,33 +60,28 @@ pub async fn run_next(app: &App) -> Result<Ran, StoreError> {
     let Some(job) = app.store.claim_job(&app.worker_id, lease_ms).await? else {
         return Ok(Ran::Empty);
     };
-    let started = std::time::Instant::now();
     let span = tracing::info_span!(
         "job",
         job.id = job.id,
         job.kind = job.spec.kind(),
         job.attempt = job.attempt
     );
-    let result = {
-        let _e = span.enter();
-        tracing::debug!("job started");
-        drop(_e);
-        tokio::select! {
+    async {
+        let started = std::time::Instant::now();
+        let result = tokio::select! {
             r = run_job(app, &job) => r,
             _ = keep_lease(app, &job, lease_ms) => Err(StepError::Fatal("lost the job's lease".into())),
-        }
-    };
-    let _e = span.enter();
-    match result {
-        Ok(()) => tracing::info!(
-            duration_ms = started.elapsed().as_millis() as u64,
-            "job done"
-        ),
-        Err(e) => {
-            drop(_e);
-            record_failure(app, &job, &e).await?;
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!(duration_ms = started.elapsed().as_millis() as u64, "job done");
+                Ok(())
+            }
+            Err(e) => record_failure(app, &job, &e).await,
         }
     }
+    .instrument(span)
+    .await?;
     app.jobs_ready.notify_waiters();
     Ok(Ran::Job(job.id))
 }
@@ -256,5 +252,19 @@ mod tests {
             assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d}");
         }
         assert!(backoff_ms(&c, 1, Some(Duration::from_secs(30))) >= 30_000);
+    }
+
+    #[test]
+    fn default_schedule_outlasts_an_hour_long_outage() {
+        // Even with the shortest jitter at every step, the default attempts span over an hour,
+        // so an outage of a minute (or an hour) never exhausts a job.
+        let c = RetryConfig::default();
+        let total: i64 = (1..i64::from(c.max_attempts))
+            .map(|a| {
+                let exp = c.base_ms.saturating_mul(1 << (a - 1)).min(c.max_delay_ms);
+                (exp / 2) as i64
+            })
+            .sum();
+        assert!(total > 3_600_000, "{total} ms");
     }
 }

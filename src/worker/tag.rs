@@ -84,7 +84,7 @@ pub async fn run(app: &App, job: &ClaimedJob, release_id: i64) -> StepResult {
     {
         return record(app, job, &r, &t.1, t.0, &full, true, "hoist").await;
     }
-    let tags = app.bitbucket.tags(repo, scheme.filter_text()).await?;
+    let tags = family_tags(app, repo, &scheme).await?;
     if let Some((v, name)) = scheme.highest(
         tags.iter()
             .filter(|t| t.hash == full)
@@ -150,6 +150,28 @@ pub async fn run(app: &App, job: &ClaimedJob, release_id: i64) -> StepResult {
     Err(StepError::Fatal(format!(
         "gave up after {MAX_CONFLICTS} tags in a row were taken by others"
     )))
+}
+
+/// The tags that decide the next version, in as few calls as possible.
+///
+/// Bitbucket's `sort=-name` is a natural sort, and members of one family differ only in their
+/// numbers, so the first page in that order holds the family's highest versions. When that page
+/// holds no member of the family (other names sort above it) the whole listing is read, every
+/// page. Tags of this commit made by hand long ago are found by Hoist's own record, which
+/// `repo:push` webhooks keep current; see ARCHITECTURE.md.
+async fn family_tags(
+    app: &App,
+    repo: &str,
+    scheme: &TagScheme,
+) -> Result<Vec<crate::clients::bitbucket::Tag>, StepError> {
+    let (first, more) = app
+        .bitbucket
+        .newest_tags(repo, scheme.filter_text())
+        .await?;
+    if !more || first.iter().any(|t| scheme.parse_tag(&t.name).is_some()) {
+        return Ok(first);
+    }
+    Ok(app.bitbucket.tags(repo, scheme.filter_text()).await?)
 }
 
 #[allow(clippy::too_many_arguments)]

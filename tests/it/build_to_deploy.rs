@@ -356,3 +356,46 @@ async fn wrong_or_missing_signature_is_refused_and_changes_nothing() {
     assert_eq!(status, 202);
     s.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn outages_and_timeouts_of_every_service_end_when_they_recover() {
+    let s = stack_with(
+        StackOptions {
+            client_timeout_secs: 1,
+            retry_base_ms: 50,
+            ..StackOptions::default()
+        },
+        |_| {},
+    )
+    .await;
+    // Bitbucket answers 503 for a while, Gate does not answer in time twice, Slack is down.
+    s.bitbucket.faults().set_outage(Some(503));
+    s.gate
+        .faults()
+        .push(Fault::Delay(std::time::Duration::from_millis(1500)), 2);
+    s.slack.faults().set_outage(Some(503));
+    let commits: Vec<String> = (0..3).map(|i| s.commit(&format!("c{i}"))).collect();
+    let mut ids = Vec::new();
+    for (i, c) in commits.iter().enumerate() {
+        let (status, body) = s.assign(&format!("PAY-4{i}"), c).await.unwrap();
+        assert_eq!(status, 202);
+        ids.push(body["release"].as_i64().unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(s.bitbucket.request_count() >= 3, "Hoist kept trying");
+    s.bitbucket.faults().set_outage(None);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    s.slack.faults().set_outage(None);
+    for id in ids {
+        let r = s
+            .wait_release(id, WAIT, |r| r.status.is_terminal())
+            .await
+            .unwrap();
+        assert_eq!(r.status, ReleaseStatus::DeployTriggered, "{:?}", r.error);
+    }
+    s.settle(WAIT).await.unwrap();
+    assert_eq!(s.gate.triggers().len(), 3);
+    // Every step of every release reached Slack once it was back: 3 messages each.
+    assert_eq!(s.slack.messages().len(), 9);
+    s.stop().await.unwrap();
+}

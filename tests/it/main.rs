@@ -4,9 +4,12 @@
 mod arbitrary;
 mod bad_input;
 mod build_to_deploy;
+mod cli;
+mod durability;
 mod exposure;
 mod hostile;
 mod limits;
+mod process;
 mod pushes;
 mod ticket_to_tag;
 mod util;

@@ -58,14 +58,9 @@ async fn highest_version_over_three_pages_wins_not_the_newest_by_date() {
     assert_eq!(r.full_commit.as_deref(), Some(commit.as_str()));
     let tags = s.bitbucket.tags(REPO);
     assert!(tags.iter().any(|(n, h)| n == "stg1.4.21" && h == &commit));
-    // Every page was read.
-    let pages = s
-        .bitbucket
-        .requests()
-        .iter()
-        .filter(|r| r.method == "GET" && r.path.ends_with("/refs/tags"))
-        .count();
-    assert!(pages >= 3, "read {pages} page(s)");
+    // Steady state: the commit, the first page in natural order, the create.
+    let calls = s.bitbucket.request_count();
+    assert!(calls <= 3, "{calls} Bitbucket calls for one release");
     s.settle(WAIT).await.unwrap();
     let msgs = s.slack.messages();
     assert_eq!(msgs.len(), 1);
@@ -80,6 +75,39 @@ async fn highest_version_over_three_pages_wins_not_the_newest_by_date() {
         "{blocks}"
     );
     assert!(blocks.contains(&commit[..7]), "{blocks}");
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_page_is_read_when_other_names_sort_above_the_family() {
+    let s = stack_with(no_builds(), |_| {}).await;
+    // 150 names that match the `stg` filter and sort above every version (letters after digits):
+    // the first page in natural order holds no member of the family.
+    let c = s.commit("noise");
+    for i in 0..150 {
+        s.bitbucket.add_tag(REPO, &format!("stgz-nightly-{i}"), &c);
+    }
+    for v in ["stg2.0.7", "stg2.0.12", "stg1.9.99"] {
+        let t = s.commit(v);
+        s.bitbucket.add_tag(REPO, v, &t);
+    }
+    let commit = s.commit("work");
+    let (_, body) = s.assign("PAY-15", &commit).await.unwrap();
+    let r = s
+        .wait_release(body["release"].as_i64().unwrap(), WAIT, |r| r.tag.is_some())
+        .await
+        .unwrap();
+    assert_eq!(r.tag.as_deref(), Some("stg2.0.13"));
+    let pages = s
+        .bitbucket
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/refs/tags"))
+        .count();
+    assert!(
+        pages >= 3,
+        "the first sorted page, then both pages of the full listing: {pages}"
+    );
     s.stop().await.unwrap();
 }
 
@@ -259,6 +287,22 @@ async fn a_tag_made_between_list_and_create_is_skipped() {
     let tags = s.bitbucket.tags(REPO);
     assert!(tags.contains(&("stg1.0.1".to_string(), other)));
     assert!(tags.contains(&("stg1.0.2".to_string(), commit)));
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tag_an_earlier_attempt_made_on_this_commit_is_adopted() {
+    // As after a crash between Bitbucket's 201 and Hoist's commit: the name exists, on our commit.
+    let s = stack_with(no_builds(), |_| {}).await;
+    let commit = s.commit("ours");
+    s.bitbucket.race_next_create(REPO, "stg0.0.1", &commit);
+    let (_, body) = s.assign("PAY-14", &commit).await.unwrap();
+    let r = s
+        .wait_release(body["release"].as_i64().unwrap(), WAIT, |r| r.tag.is_some())
+        .await
+        .unwrap();
+    assert_eq!(r.tag.as_deref(), Some("stg0.0.1"));
+    assert_eq!(s.bitbucket.tags(REPO).len(), 1, "no second tag");
     s.stop().await.unwrap();
 }
 

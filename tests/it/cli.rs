@@ -1,0 +1,207 @@
+//! The command line, run as a user would: check-config, next-tag, releases, retry, replay.
+
+use std::process::Output;
+use std::time::Duration;
+
+use hoist::stack::REPO;
+
+use crate::process::{Hoist, Sims, eventually, free_port, hoist_cmd};
+
+/// Runs a command without blocking the test's runtime (the simulators answer on it).
+async fn run(config: &std::path::Path, args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::from(hoist_cmd(config));
+    cmd.args(args).output().await.expect("run hoist")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test]
+async fn check_config_reports_every_problem_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let sims = Sims::start().await;
+    let good = sims.config_toml("127.0.0.1:8080", "sqlite://hoist.db", 30);
+    let path = dir.path().join("good.toml");
+    std::fs::write(&path, &good).unwrap();
+    let o = run(&path, &["check-config"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("ok (1 project(s), 1 environment(s))"));
+
+    let bad = good
+        .replace(
+            "allow_ips = [\"127.0.0.0/8\", \"::1/128\"]",
+            "allow_ips = [\"127.0.0.0/33\", \"fe80::/200\"]",
+        )
+        .replace(
+            "tag = \"stg{major}.{minor}.{patch}\"",
+            "tag = \"stg{major}.{patch}\"",
+        )
+        .replace(
+            "env = \"HOIST_TEST_JIRA_TOKEN\"",
+            "env = \"HOIST_TEST_SURELY_UNSET\"",
+        )
+        .replace(
+            "default_env = \"stg\"",
+            "default_env = \"prod\"\ncolour = \"blue\"",
+        )
+        .replace("poll_ms = 50", "poll_ms = 50\nturbo = true");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, &bad).unwrap();
+    let o = run(&path, &["check-config"]).await;
+    assert!(!o.status.success());
+    let out = text(&o);
+    for expected in [
+        "sources.jira.allow_ips[0]: `127.0.0.0/33` is not a CIDR",
+        "sources.jira.allow_ips[1]: `fe80::/200` is not a CIDR",
+        "projects[0].environments.stg.tag: tag template `stg{major}.{patch}`",
+        "sources.jira.token: environment variable HOIST_TEST_SURELY_UNSET is not set",
+        "projects[0].default_env: `prod` is not one of this project's environments",
+        "projects.0.colour: unknown key",
+        "worker.turbo: unknown key",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+    assert!(out.contains("7 problem(s)"), "{out}");
+
+    // An inline secret is refused without being echoed.
+    let inline = good.replace(
+        "token = { env = \"HOIST_TEST_JIRA_TOKEN\" }",
+        "token = \"hunter2-inline\"",
+    );
+    let path = dir.path().join("inline.toml");
+    std::fs::write(&path, &inline).unwrap();
+    let o = run(&path, &["check-config"]).await;
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("inline secrets are refused"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("hunter2-inline"));
+}
+
+#[tokio::test]
+async fn next_tag_releases_retry_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let sims = Sims::start().await;
+    let c = sims.commit("base");
+    sims.bitbucket.add_tag(REPO, "stg1.3.99", &c);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let store = format!("sqlite://{}", dir.path().join("hoist.db").display());
+    let config = sims.config_toml(&listen, &store, 30);
+    let path = dir.path().join("cli.toml");
+    std::fs::write(&path, &config).unwrap();
+
+    let o = run(&path, &["next-tag", "--project", "payments-api"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.starts_with("stg1.4.0\n"), "{out}");
+    assert!(out.contains("rollover"), "{out}");
+    assert_eq!(
+        sims.bitbucket.tags(REPO).len(),
+        1,
+        "a dry run creates nothing"
+    );
+
+    // A release whose deploy fails for good, then is retried by hand.
+    let h = Hoist::start(dir.path(), "cli", &config, &listen).await;
+    let _ci = sims.circleci(&h.url, Duration::from_millis(50));
+    sims.gate.faults().set_outage(Some(404));
+    let commit = sims.commit("x");
+    let (_, body) = h.assign(&sims, "PAY-60", &commit).await;
+    let id = body["release"].as_i64().unwrap();
+    assert!(
+        eventually(
+            Duration::from_secs(20),
+            async || h.release(id).await["status"] == "failed"
+        )
+        .await
+    );
+    let detail = h.release(id).await;
+    let deploy = detail["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "deploy")
+        .unwrap()
+        .clone();
+    assert_eq!(deploy["state"], "failed");
+    assert!(
+        deploy["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("spinnaker_source"),
+        "{deploy}"
+    );
+
+    let o = run(&path, &["releases"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("PAY-60") && text(&o).contains("failed"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&path, &["releases", "--id", &id.to_string()]).await;
+    assert!(
+        text(&o).contains("timeline:") && text(&o).contains("deploy"),
+        "{}",
+        text(&o)
+    );
+
+    sims.gate.faults().set_outage(None);
+    let o = run(&path, &["retry", &deploy["id"].to_string()]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        eventually(
+            Duration::from_secs(20),
+            async || h.release(id).await["status"] == "deploy_triggered"
+        )
+        .await
+    );
+    assert_eq!(sims.gate.triggers().len(), 1);
+    let o = run(&path, &["releases"]).await;
+    assert!(text(&o).contains("median lead time"), "{}", text(&o));
+    let o = run(&path, &["retry", "99999"]).await;
+    assert!(!o.status.success());
+
+    // Replay: a ticket whose commit was missing, after the commit appears.
+    sims.bitbucket.faults().clear();
+    let missing = hoist::sim::bitbucket::random_hash();
+    let (_, body) = h.assign(&sims, "PAY-61", &missing).await;
+    let id = body["release"].as_i64().unwrap();
+    assert!(
+        eventually(
+            Duration::from_secs(20),
+            async || h.release(id).await["status"] == "failed"
+        )
+        .await
+    );
+    sims.bitbucket.add_commit(REPO, &missing, "pushed late");
+    let delivery = {
+        use sqlx::Row;
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&store).await.unwrap();
+        let row = sqlx::query("SELECT id FROM deliveries WHERE release_id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        row.try_get::<i64, _>("id").unwrap()
+    };
+    let o = run(&path, &["replay", &delivery.to_string()]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        eventually(
+            Duration::from_secs(20),
+            async || h.release(id).await["status"] == "deploy_triggered"
+        )
+        .await,
+        "{}",
+        h.release(id).await
+    );
+}

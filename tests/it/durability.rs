@@ -1,0 +1,311 @@
+//! SPEC 4.1 and 11 against real `hoist serve` processes: a configuration file as users write it,
+//! kill -9 with releases in flight, two replicas on one store, concurrent redeliveries.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use hoist::sim::Fault;
+use hoist::stack::{REPO, StackOptions};
+
+use crate::process::{Hoist, JIRA_SECRET, Sims, eventually, free_port};
+use crate::util::{count, stack_with, store_url};
+
+async fn store_for(dir: &std::path::Path) -> String {
+    store_url()
+        .await
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("hoist.db").display()))
+}
+
+/// Releases as the API lists them: id -> (status, tag).
+async fn releases(h: &Hoist) -> HashMap<i64, (String, Option<String>)> {
+    let v: serde_json::Value = reqwest::get(format!("{}/api/releases?limit=500", h.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_i64().unwrap(),
+                (
+                    r["status"].as_str().unwrap().to_string(),
+                    r["tag"].as_str().map(String::from),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn family_tags(sims: &Sims) -> Vec<String> {
+    sims.bitbucket
+        .tags(REPO)
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.starts_with("stg"))
+        .collect()
+}
+
+fn consecutive(n: usize) -> BTreeSet<String> {
+    (1..=n).map(|p| format!("stg0.0.{p}")).collect()
+}
+
+#[tokio::test]
+async fn serve_with_a_spec_configuration_tags_automation_and_native_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let sims = Sims::start().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = sims.config_toml(&listen, &store_for(dir.path()).await, 30);
+    let h = Hoist::start(dir.path(), "serve", &config, &listen).await;
+
+    let a = sims.commit("automation");
+    let (status, body) = h.assign(&sims, "PAY-1", &a).await;
+    assert_eq!(status, 202, "{body}");
+
+    let n = sims.commit("native");
+    let fields = serde_json::json!({"customfield_10050": REPO, "customfield_10051": n});
+    let native = hoist::sim::jira::issue_updated_assignee("PAY-2", fields, Some("Jess"));
+    let (status, body2) = sims
+        .jira
+        .send_native(
+            &format!("{}/hooks/jira", h.url),
+            Some(JIRA_SECRET),
+            &native,
+            "wh-serve-1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body2}");
+
+    assert!(
+        eventually(Duration::from_secs(20), async || releases(&h)
+            .await
+            .values()
+            .all(|(_, t)| t.is_some()))
+        .await
+    );
+    let tags = sims.bitbucket.tags(REPO);
+    assert!(
+        tags.contains(&("stg0.0.1".to_string(), a.clone()))
+            || tags.contains(&("stg0.0.2".to_string(), a.clone()))
+    );
+    assert_eq!(
+        family_tags(&sims).into_iter().collect::<BTreeSet<_>>(),
+        consecutive(2)
+    );
+    let r = h.release(body["release"].as_i64().unwrap()).await;
+    assert_eq!(r["issue"], "PAY-1");
+    assert_eq!(r["commit"], a.as_str());
+}
+
+#[tokio::test]
+async fn kill_9_with_releases_in_flight_loses_nothing_and_tags_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let sims = Sims::start().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let url = format!("http://{listen}");
+    // Builds take long enough that none is sent while the process is down (the simulated
+    // CircleCI does not resend a webhook that found no server).
+    let _ci = sims.circleci(&url, Duration::from_millis(3000));
+    let config = sims.config_toml(&listen, &store_for(dir.path()).await, 2);
+    let mut h = Hoist::start(dir.path(), "before", &config, &listen).await;
+
+    // Slow Bitbucket so that tag jobs are mid-call when the process dies.
+    sims.bitbucket
+        .faults()
+        .push(Fault::Delay(Duration::from_millis(150)), 200);
+    let commits: Vec<String> = (0..10).map(|i| sims.commit(&format!("c{i}"))).collect();
+    let mut ids = Vec::new();
+    for (i, c) in commits.iter().enumerate() {
+        let (status, body) = h.assign(&sims, &format!("PAY-{i}"), c).await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["release"].as_i64().unwrap());
+    }
+    // About two releases are tagged by then, and the third is mid-call.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    h.kill9();
+    let tagged_before = family_tags(&sims).len();
+
+    let restarted = Instant::now();
+    let h = Hoist::start(dir.path(), "after", &config, &listen).await;
+    let ready = restarted.elapsed();
+    let all_tagged = eventually(Duration::from_secs(30), async || {
+        let r = releases(&h).await;
+        ids.iter()
+            .all(|id| r.get(id).is_some_and(|(_, t)| t.is_some()))
+    })
+    .await;
+    let tagged_after = restarted.elapsed();
+    assert!(
+        all_tagged,
+        "not every release was tagged after the restart: {:?}",
+        releases(&h).await
+    );
+    let all_deployed = eventually(Duration::from_secs(30), async || {
+        let r = releases(&h).await;
+        ids.iter()
+            .all(|id| r.get(id).is_some_and(|(s, _)| s == "deploy_triggered"))
+    })
+    .await;
+    assert!(
+        all_deployed,
+        "not every release deployed: {:?}",
+        releases(&h).await
+    );
+    println!(
+        "kill -9 with {} of 10 tags made: ready again in {ready:?}, every release tagged {tagged_after:?} after restart, deployed {:?} after restart",
+        tagged_before,
+        restarted.elapsed()
+    );
+
+    // No tag twice, none lost: ten consecutive versions on ten distinct commits.
+    let tags = sims.bitbucket.tags(REPO);
+    let family: Vec<_> = tags.iter().filter(|(n, _)| n.starts_with("stg")).collect();
+    assert_eq!(
+        family
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect::<BTreeSet<_>>(),
+        consecutive(10)
+    );
+    assert_eq!(
+        family
+            .iter()
+            .map(|(_, h)| h.clone())
+            .collect::<BTreeSet<_>>(),
+        commits.iter().cloned().collect()
+    );
+    // Each deploy triggered once.
+    let triggers = sims.gate.triggers();
+    let triggered: BTreeSet<String> = triggers
+        .iter()
+        .map(|t| t.parameters["tag"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(triggers.len(), 10, "{triggers:?}");
+    assert_eq!(triggered, consecutive(10));
+}
+
+#[tokio::test]
+async fn two_replicas_share_the_work_and_one_killed_midway_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sims = Sims::start().await;
+    let store = store_for(dir.path()).await;
+    let (la, lb) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let mut a = Hoist::start(dir.path(), "a", &sims.config_toml(&la, &store, 2), &la).await;
+    let b = Hoist::start(dir.path(), "b", &sims.config_toml(&lb, &store, 2), &lb).await;
+    let _ci = sims.circleci(&b.url, Duration::from_millis(300));
+
+    sims.bitbucket
+        .faults()
+        .push(Fault::Delay(Duration::from_millis(100)), 300);
+    let commits: Vec<String> = (0..12).map(|i| sims.commit(&format!("c{i}"))).collect();
+    let mut ids = Vec::new();
+    for (i, c) in commits.iter().enumerate() {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        let (status, body) = replica.assign(&sims, &format!("PAY-{i}"), c).await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["release"].as_i64().unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    a.kill9();
+    let killed = Instant::now();
+    let done = eventually(Duration::from_secs(40), async || {
+        let r = releases(&b).await;
+        ids.iter()
+            .all(|id| r.get(id).is_some_and(|(s, _)| s == "deploy_triggered"))
+    })
+    .await;
+    assert!(done, "replica b did not finish: {:?}", releases(&b).await);
+    println!(
+        "replica a killed; b finished every release {:?} later",
+        killed.elapsed()
+    );
+    let family: BTreeSet<String> = family_tags(&sims).into_iter().collect();
+    assert_eq!(family, consecutive(12));
+    let triggers = sims.gate.triggers();
+    assert_eq!(
+        triggers.len(),
+        12,
+        "each deploy triggered once: {triggers:?}"
+    );
+}
+
+#[tokio::test]
+async fn ten_concurrent_copies_of_one_delivery_make_one_release_and_one_deploy() {
+    let s = stack_with(
+        StackOptions {
+            auto_build: false,
+            ..StackOptions::default()
+        },
+        |c| {
+            c.sources.jira.secret =
+                Some(hoist::config::SecretRef::Value("stack-jira-secret".into()));
+        },
+    )
+    .await;
+    let commit = s.commit("x");
+    // Jira: the same webhook delivery (same identifier) ten times at once.
+    let fields = serde_json::json!({"customfield_10050": REPO, "customfield_10051": commit});
+    let native = hoist::sim::jira::issue_updated_assignee("PAY-50", fields, Some("Jess"));
+    let url = format!("{}/hooks/jira", s.url);
+    let secret = "stack-jira-secret";
+    let answers = futures_util::future::join_all(
+        (0..10).map(|_| s.jira.send_native(&url, Some(secret), &native, "wh-dup-1")),
+    )
+    .await;
+    let answers: Vec<(u16, serde_json::Value)> = answers.into_iter().map(Result::unwrap).collect();
+    let ids: BTreeSet<i64> = answers
+        .iter()
+        .map(|(_, b)| b["release"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    assert_eq!(
+        answers.iter().filter(|(s, _)| *s == 202).count(),
+        1,
+        "{answers:?}"
+    );
+    // Automation bodies (no delivery id) for the same commit join the open release.
+    let token = s.options.jira_token.clone();
+    let body = hoist::sim::jira::automation_body(REPO, &commit, "PAY-50", None);
+    let joined = futures_util::future::join_all((0..10).map(|_| {
+        s.jira
+            .send_automation(&url, hoist::stack::JIRA_TOKEN_HEADER, &token, &body)
+    }))
+    .await;
+    for j in joined {
+        let (status, b) = j.unwrap();
+        assert_eq!(status, 200, "{b}");
+        assert!(ids.contains(&b["release"].as_i64().unwrap()));
+    }
+    let id = *ids.iter().next().unwrap();
+    s.wait_release(id, Duration::from_secs(20), |r| r.tag.is_some())
+        .await
+        .unwrap();
+    // CircleCI: one event delivered ten times at once.
+    let (kind, payload) = s.circleci.build_events(None, &commit, "success").remove(0);
+    let bytes = payload.to_string().into_bytes();
+    let sent =
+        futures_util::future::join_all((0..10).map(|_| s.circleci.send_raw(&kind, bytes.clone())))
+            .await;
+    let statuses: Vec<u16> = sent.into_iter().map(|r| r.unwrap().status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 202 || *s == 200),
+        "{statuses:?}"
+    );
+    s.settle(Duration::from_secs(20)).await.unwrap();
+    assert_eq!(count(&s, "releases").await, 1);
+    assert_eq!(s.gate.triggers().len(), 1);
+    assert_eq!(s.bitbucket.tags(REPO).len(), 1);
+    s.stop().await.unwrap();
+}
