@@ -9,6 +9,8 @@
 pub mod lambda;
 pub mod limits;
 pub mod secret;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

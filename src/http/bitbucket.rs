@@ -25,6 +25,8 @@ pub async fn push(State(app): State<App>, req: Request) -> Result<Response, ApiE
     let key = header_str(&parts.headers, "x-request-uuid");
     let event = header_str(&parts.headers, "x-event-key").unwrap_or_default();
     if event != PUSH_EVENT {
+        // Bitbucket sends JSON for every event: anything else is not from it (and is not stored).
+        crate::sources::parse_json(&body)?;
         let reason = format!("event `{}` is not {PUSH_EVENT}", quote(&event));
         let d = delivery("bitbucket", key, &event, client, &body);
         let r = app

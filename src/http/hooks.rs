@@ -321,6 +321,7 @@ pub(super) fn delivery(
         key: key.filter(|k| !k.is_empty()),
         event: event.to_string(),
         client_ip: Some(client.to_string()),
-        body: String::from_utf8_lossy(body).into_owned(),
+        // PostgreSQL text cannot hold NUL; a JSON body never has a raw one, but be sure.
+        body: String::from_utf8_lossy(body).replace('\0', "\u{fffd}"),
     }
 }

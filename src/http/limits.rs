@@ -77,6 +77,11 @@ impl Guards {
         })
     }
 
+    /// Requests being handled now (for tests and metrics).
+    pub fn in_flight(&self) -> usize {
+        self.limits.max_concurrent_requests - self.in_flight.available_permits()
+    }
+
     /// Clients whose rate state Hoist holds (for tests and metrics).
     pub fn tracked_clients(&self) -> usize {
         self.rate.as_ref().map_or(0, |r| r.len())
