@@ -73,12 +73,13 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then scripts/postgres.sh; fi
 RESULTS=$WORK/results.txt
 result() { echo "$1 $2" >>"$RESULTS"; }
 WARNINGS=()
-result mode "$MODE (${DUR} s per load)"
+result mode "$MODE mode, ${DUR} s per load"
 result date "$(date -u +%Y-%m-%dT%H:%MZ)"
 result commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"
 result machine.nproc "$(nproc)"
 result machine.cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 result machine.mem_mib "$(awk '/MemTotal/ {printf "%d", $2/1024}' /proc/meminfo)"
+result machine.loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 result load "wrk -t$THREADS -c$CONNS -d${DUR}s at saturation; bench pace -c$CONNS at half that rate; both on these cores"
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -122,7 +123,10 @@ record() {
   [ "$requests" -gt 0 ] || fail "$key: no request answered"
   if [ $((bad * 2)) -gt "$requests" ]; then fail "$key: most requests failed ($bad of $requests): the harness is broken"; fi
   [ "$bad" -eq 0 ] || WARNINGS+=("$key: $bad requests failed or answered non-2xx")
-  [ "$wrapped" -eq 0 ] || WARNINGS+=("$key: the pool ran out and started over (some ids repeated)")
+  # The peers do not look at ids; Hoist would answer a repeated one as a duplicate.
+  if [ "$wrapped" -ne 0 ] && [[ "$key" != bare.* && "$key" != webhook.* ]]; then
+    WARNINGS+=("$key: the pool ran out and started over (some ids repeated)")
+  fi
 }
 saturate() { # KEY URL POOL
   local line
@@ -275,5 +279,6 @@ grep -v '^RESULT' "$WORK/scm.txt"
 grep '^RESULT' "$WORK/scm.txt" | cut -d' ' -f2- >>"$RESULTS"
 [ -n "$(value scm.sqlite.100.steady_max)" ] || fail "the SCM bench printed no result"
 
+result machine.loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "${#WARNINGS[@]}" -gt 0 ]; then result warnings "$(IFS=';'; echo "${WARNINGS[*]}")"; fi
 "$BENCH" report "$RESULTS"

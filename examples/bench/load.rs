@@ -169,27 +169,41 @@ pub fn pace(
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Due>();
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let mut tasks = tokio::task::JoinSet::new();
+        let (connected, mut all_connected) = tokio::sync::mpsc::channel::<()>(connections);
         for _ in 0..connections {
             let rx = rx.clone();
             let requests = requests.clone();
+            let connected = connected.clone();
             let (authority, path) = (authority.clone(), path.clone());
-            tasks.spawn(async move { connection(addr, &authority, &path, rx, requests).await });
+            tasks.spawn(async move {
+                let sender = connect(addr).await.ok();
+                let _ = connected.send(()).await;
+                connection(sender, addr, &authority, &path, rx, requests).await
+            });
         }
+        for _ in 0..connections {
+            all_connected.recv().await;
+        }
+        // Released from a thread of its own, which sleeps until the next request is due (at
+        // least 100 us): tokio's timer ticks in whole milliseconds, which would send bursts.
         let start = Instant::now();
-        let mut released = 0usize;
-        while released < total {
-            let now = Instant::now();
-            let due = ((now - start).as_secs_f64() * rate) as usize;
-            while released < due.min(total) {
-                let _ = tx.send(Due {
-                    index: released,
-                    released: now,
-                });
-                released += 1;
+        std::thread::spawn(move || {
+            let mut released = 0usize;
+            while released < total {
+                let now = Instant::now();
+                let due = (((now - start).as_secs_f64() * rate) as usize).min(total);
+                while released < due {
+                    let _ = tx.send(Due {
+                        index: released,
+                        released: now,
+                    });
+                    released += 1;
+                }
+                let next = start + Duration::from_secs_f64((released + 1) as f64 / rate);
+                let wait = next.saturating_duration_since(Instant::now());
+                std::thread::sleep(wait.max(Duration::from_micros(100)));
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        drop(tx);
+        });
         let mut tally = Tally::default();
         let deadline = tokio::time::sleep(Duration::from_secs_f64(duration + 60.0));
         tokio::pin!(deadline);
@@ -236,9 +250,10 @@ pub fn pace(
 
 type Rx = Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Due>>>;
 
-/// One keep-alive connection: takes the next due request, sends it, records its latency;
+/// One keep-alive connection (opened before the clock starts): takes the next due request, sends it, records its latency;
 /// reconnects after an error.
 async fn connection(
+    mut sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
     addr: SocketAddr,
     authority: &str,
     path: &str,
@@ -246,7 +261,6 @@ async fn connection(
     requests: Arc<Vec<(String, Bytes)>>,
 ) -> Tally {
     let mut tally = Tally::default();
-    let mut sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> = None;
     loop {
         let Some(due) = rx.lock().await.recv().await else {
             return tally;

@@ -40,17 +40,19 @@ pub fn report(path: &std::path::Path) -> anyhow::Result<()> {
     let mode = r.text("mode").unwrap_or("?");
     println!();
     println!(
-        "==== Hoist benchmark ({mode}) — {} — commit {} ====",
+        "==== Hoist benchmark, {mode}: {}, commit {} ====",
         r.text("date").unwrap_or("?"),
         r.text("commit").unwrap_or("?")
     );
     println!(
-        "machine: {} cores, {}, {} MiB memory; load: {}",
+        "machine: {} cores, {}, {} MiB memory; load average {} at the start, {} at the end",
         r.text("machine.nproc").unwrap_or("?"),
         r.text("machine.cpu").unwrap_or("?"),
         r.text("machine.mem_mib").unwrap_or("?"),
-        r.text("load").unwrap_or("?"),
+        r.text("machine.loadavg_start").unwrap_or("?"),
+        r.text("machine.loadavg_end").unwrap_or("?"),
     );
+    println!("load: {}", r.text("load").unwrap_or("?"));
 
     println!();
     println!(
