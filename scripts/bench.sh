@@ -61,12 +61,13 @@ trap cleanup EXIT
 # ---- build -------------------------------------------------------------------------------------
 say "build (release)"
 TARGET=${CARGO_TARGET_DIR:-target}
-cargo build --release --bin hoist --example bare --example bench
+cargo build --release --bin hoist            # what `cargo run --release` and users build
+cargo build --release -p hoist-bench         # tools/bench: reuses that build, compiles only itself
 mkdir -p "$WORK/bin"
 # Copied at once: another build sharing the target directory cannot swap them mid-run.
-cp "$TARGET/release/hoist" "$TARGET/release/examples/bare" "$TARGET/release/examples/bench" "$WORK/bin/"
+cp "$TARGET/release/hoist" "$TARGET/release/bare-axum" "$TARGET/release/hoist-bench" "$WORK/bin/"
 HOIST=$WORK/bin/hoist
-BENCH=$WORK/bin/bench
+BENCH=$WORK/bin/hoist-bench
 
 if [[ " $BACKENDS " == *" postgres "* ]]; then scripts/postgres.sh; fi
 
@@ -80,7 +81,7 @@ result machine.nproc "$(nproc)"
 result machine.cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 result machine.mem_mib "$(awk '/MemTotal/ {printf "%d", $2/1024}' /proc/meminfo)"
 result machine.loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
-result load "wrk -t$THREADS -c$CONNS -d${DUR}s at saturation; bench pace -c$CONNS at half that rate; both on these cores"
+result load "wrk -t$THREADS -c$CONNS -d${DUR}s at saturation; hoist-bench pace -c$CONNS at half that rate; both on these cores"
 
 # ---- helpers -----------------------------------------------------------------------------------
 SERVER_PID=
@@ -147,7 +148,7 @@ PEER_POOL=$WORK/peer-pool
 "$BENCH" pool --out "$PEER_POOL" --parts "$THREADS" --count 20000 --secret "$SECRET" --slug "$SLUG" --job build
 
 port=$("$BENCH" free-port)
-start bare "http://127.0.0.1:$port/healthz" "$WORK/bin/bare" "127.0.0.1:$port"
+start bare "http://127.0.0.1:$port/healthz" "$WORK/bin/bare-axum" "127.0.0.1:$port"
 saturate bare.sat "http://127.0.0.1:$port/hooks/circleci" "$PEER_POOL"
 half bare.half "http://127.0.0.1:$port/hooks/circleci" "$PEER_POOL" "$(value bare.sat.rps)"
 stop "$SERVER_PID"
@@ -269,7 +270,7 @@ done
 rm -f "$POOL".*
 
 # ---- SCM calls per release and own time per step ------------------------------------------------
-say "SCM calls per release, Hoist's own time per step (bench scm)"
+say "SCM calls per release, Hoist's own time per step (hoist-bench scm)"
 scm_args=()
 [ "$MODE" = quick ] && scm_args+=(--quick)
 [[ " $BACKENDS " == *" postgres "* ]] && scm_args+=(--pg "$PG_BASE")

@@ -2,7 +2,7 @@
 -- job-completed webhooks, one line of the pool per request (so every request has its own `id`).
 --
 -- POOL=<prefix>: thread k reads <prefix>.k, lines `<hex HMAC-SHA256>\t<body>` (made by
--- `bench pool`), and starts over at its end (counted: `wrapped` > 0 means duplicates were sent).
+-- `hoist-bench pool`), and starts over at its end (counted: `wrapped` > 0 means duplicates were sent).
 -- Every request carries the signature twice: `circleci-signature: v1=<hex>` as CircleCI sends it
 -- (Hoist checks it), and `X-Signature: <hex>` for adnanh/webhook, whose payload-hmac-sha256 rule
 -- takes a bare hex digest (or `sha256=<hex>`), not CircleCI's `v1=` prefix. Every server gets the

@@ -56,7 +56,7 @@ pub fn report(path: &std::path::Path) -> anyhow::Result<()> {
 
     println!();
     println!(
-        "Ingest (signed CircleCI job-completed, each with its own id; wrk at saturation, `bench pace` at half that rate)"
+        "Ingest (signed CircleCI job-completed, each with its own id; wrk at saturation, `hoist-bench pace` at half that rate)"
     );
     let w = [34, 10, 10, 10, 10, 10, 10, 16];
     let row = |cells: &[String]| {

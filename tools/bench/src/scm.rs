@@ -1,4 +1,4 @@
-//! `bench scm`: SCM calls per release, and Hoist's own time per step, on the Stack (Hoist's server
+//! `hoist-bench scm`: SCM calls per release, and Hoist's own time per step, on the Stack (Hoist's server
 //! and worker with simulators of every vendor on loopback, in this process). Printed, never
 //! asserted; lines starting with `RESULT` are read by `scripts/bench.sh`.
 //!

@@ -1,5 +1,4 @@
-//! The Rust side of `scripts/bench.sh` (docs/PERFORMANCE.md), one binary so that the harness
-//! links one optimised program besides Hoist and the bare handler. Subcommands:
+//! `hoist-bench`: the Rust side of `scripts/bench.sh` (docs/PERFORMANCE.md). Subcommands:
 //!
 //! - `pool`: pre-generates N signed CircleCI `job-completed` webhooks, each with its own `id`,
 //!   split into one file per load thread (`PREFIX.0`, `PREFIX.1`, ...), one request a line:

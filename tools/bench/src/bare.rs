@@ -2,7 +2,7 @@
 //! answers `200` with no body, on the same runtime Hoist uses (tokio, one worker thread per core).
 //! `GET /healthz` answers `200` too, so the harness can wait for it like for Hoist.
 //!
-//! `cargo run --release --example bare -- 127.0.0.1:9101`
+//! `cargo run --release -p hoist-bench --bin bare-axum -- 127.0.0.1:9101`
 
 use axum::Router;
 use axum::body::Bytes;
