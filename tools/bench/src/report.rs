@@ -53,6 +53,20 @@ pub fn report(path: &std::path::Path) -> anyhow::Result<()> {
         r.text("machine.loadavg_end").unwrap_or("?"),
     );
     println!("load: {}", r.text("load").unwrap_or("?"));
+    let busiest = [
+        r.text("machine.loadavg_start"),
+        r.text("machine.loadavg_end"),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+    .fold(0.0, f64::max);
+    if busiest > 1.5 {
+        println!(
+            "NOTE: the machine was busy with other work (1-minute load average up to {busiest:.1} on {} cores): absolute numbers are low and tails long; compare the ratios.",
+            r.text("machine.nproc").unwrap_or("?")
+        );
+    }
 
     println!();
     println!(
