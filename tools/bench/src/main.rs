@@ -1,0 +1,137 @@
+//! `hoist-bench`: the Rust side of `scripts/bench.sh` (docs/PERFORMANCE.md). Subcommands:
+//!
+//! - `pool`: pre-generates N signed CircleCI `job-completed` webhooks, each with its own `id`,
+//!   split into one file per load thread (`PREFIX.0`, `PREFIX.1`, ...), one request a line:
+//!   `<hex HMAC-SHA256>\t<body>`. The bodies are the CircleCI simulator's (`hoist::sim`), so
+//!   they are what CircleCI sends; wrk (`scripts/bench/ingest.lua`) and `pace` read these files.
+//! - `pace`: an open-loop load at a constant rate (what wrk2 does and wrk does not): every
+//!   millisecond it releases the requests due by then to a pool of keep-alive connections; a
+//!   request's latency runs from its release (so waiting for a free connection counts) to the
+//!   end of its answer.
+//! - `spawn`: starts a server, measures the time from `spawn` to its `/healthz` answering 200,
+//!   leaves it running and writes its pid.
+//! - `free-port`: prints a free loopback port.
+//! - `scm`: SCM calls per release and Hoist's own time per step, on `hoist::stack::Stack`.
+//! - `report`: prints the final table from the `key value` lines the harness collected.
+
+mod load;
+mod report;
+mod scm;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Pre-generate signed CircleCI job-completed webhooks.
+    Pool {
+        /// Files are PREFIX.0 .. PREFIX.(parts-1).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        parts: usize,
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        secret: String,
+        /// CircleCI project slug, e.g. bitbucket/acme/payments-api.
+        #[arg(long)]
+        slug: String,
+        /// The job's name in the payload.
+        #[arg(long)]
+        job: String,
+    },
+    /// Constant-rate load from a pool.
+    Pace {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        pool: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        parts: usize,
+        /// Requests per second.
+        #[arg(long)]
+        rate: f64,
+        /// Seconds.
+        #[arg(long)]
+        duration: f64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
+    /// Start a server and time it to its first 200 on the ready URL.
+    Spawn {
+        #[arg(long)]
+        ready: String,
+        #[arg(long)]
+        log: PathBuf,
+        #[arg(long)]
+        pidfile: PathBuf,
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Print a free loopback port.
+    FreePort,
+    /// SCM calls per release and Hoist's own time per step, on simulators.
+    Scm {
+        /// Fewer releases and rounds.
+        #[arg(long)]
+        quick: bool,
+        /// Also on PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432 (a fresh database per
+        /// stack, dropped afterwards).
+        #[arg(long, env = "HOIST_BENCH_PG")]
+        pg: Option<String>,
+    },
+    /// Print the results table.
+    Report { results: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let r = match Cli::parse().command {
+        Cmd::Pool {
+            out,
+            parts,
+            count,
+            secret,
+            slug,
+            job,
+        } => load::pool(&out, parts, count, &secret, &slug, &job),
+        Cmd::Pace {
+            url,
+            pool,
+            parts,
+            rate,
+            duration,
+            connections,
+        } => load::pace(&url, &pool, parts, rate, duration, connections),
+        Cmd::Spawn {
+            ready,
+            log,
+            pidfile,
+            timeout,
+            command,
+        } => load::spawn(&ready, &log, &pidfile, timeout, &command),
+        Cmd::FreePort => std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| println!("{}", a.port()))
+            .map_err(Into::into),
+        Cmd::Scm { quick, pg } => scm::run(quick, pg),
+        Cmd::Report { results } => report::report(&results),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! The final table: every number with its SPEC 10 target beside it.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+
+struct Results(BTreeMap<String, String>);
+
+impl Results {
+    fn num(&self, key: &str) -> Option<f64> {
+        self.0.get(key).and_then(|v| v.parse().ok())
+    }
+    fn text(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+}
+
+fn ms(us: Option<f64>) -> String {
+    us.map(|v| format!("{:.2} ms", v / 1000.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn met(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "met",
+        Some(false) => "NOT MET",
+        None => "-",
+    }
+}
+
+pub fn report(path: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    let mut map = BTreeMap::new();
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once(' ') {
+            map.insert(k.trim().to_string(), v.trim().to_string());
+        }
+    }
+    let r = Results(map);
+    let mode = r.text("mode").unwrap_or("?");
+    println!();
+    println!(
+        "==== Hoist benchmark, {mode}: {}, commit {} ====",
+        r.text("date").unwrap_or("?"),
+        r.text("commit").unwrap_or("?")
+    );
+    println!(
+        "machine: {} cores, {}, {} MiB memory; load average {} at the start, {} at the end",
+        r.text("machine.nproc").unwrap_or("?"),
+        r.text("machine.cpu").unwrap_or("?"),
+        r.text("machine.mem_mib").unwrap_or("?"),
+        r.text("machine.loadavg_start").unwrap_or("?"),
+        r.text("machine.loadavg_end").unwrap_or("?"),
+    );
+    println!("load: {}", r.text("load").unwrap_or("?"));
+
+    println!();
+    println!(
+        "Ingest (signed CircleCI job-completed, each with its own id; wrk at saturation, `hoist-bench pace` at half that rate)"
+    );
+    let w = [34, 10, 10, 10, 10, 10, 10, 16];
+    let row = |cells: &[String]| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i == 0 {
+                s.push_str(&format!("{:<w$}", c, w = w[0]));
+            } else {
+                s.push_str(&format!(" {:>w$}", c, w = w[i.min(w.len() - 1)]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    row(&[
+        "server / path".into(),
+        "load".into(),
+        "req/s".into(),
+        "p50".into(),
+        "p99".into(),
+        "max".into(),
+        "errors".into(),
+        "x bare | x webhook".into(),
+    ]);
+    let bare_rps = r.num("bare.sat.rps");
+    let hook_rps = r.num("webhook.sat.rps");
+    let mut servers: Vec<(String, String)> = vec![
+        ("bare".into(), "bare axum handler (200)".into()),
+        ("webhook".into(), "adnanh/webhook (HMAC, true)".into()),
+    ];
+    for backend in ["sqlite", "postgres"] {
+        for (path, label) in [("ign", "ignored job"), ("match", "matched job")] {
+            let key = format!("{backend}.{path}");
+            if r.0.contains_key(&format!("{key}.sat.rps")) {
+                servers.push((key, format!("hoist {backend}, {label}")));
+            }
+        }
+    }
+    for (key, label) in &servers {
+        for (load, name) in [("sat", "saturation"), ("half", "half rate")] {
+            let k = |f: &str| format!("{key}.{load}.{f}");
+            let Some(rps) = r.num(&k("rps")) else {
+                continue;
+            };
+            let errors = r.num(&k("errors")).unwrap_or(0.0) + r.num(&k("non2xx")).unwrap_or(0.0);
+            let ratio = if key.contains('.') && load == "sat" {
+                format!(
+                    "{} | {}",
+                    bare_rps
+                        .map(|b| format!("{:.2}", rps / b))
+                        .unwrap_or("-".into()),
+                    hook_rps
+                        .map(|h| format!("{:.2}", rps / h))
+                        .unwrap_or("-".into())
+                )
+            } else {
+                String::new()
+            };
+            row(&[
+                if load == "sat" {
+                    label.clone()
+                } else {
+                    String::new()
+                },
+                name.into(),
+                format!("{rps:.0}"),
+                ms(r.num(&k("p50_us"))),
+                ms(r.num(&k("p99_us"))),
+                ms(r.num(&k("max_us"))),
+                format!("{errors:.0}"),
+                ratio,
+            ]);
+        }
+    }
+    println!(
+        "ignored job: the payload names a job that is not the project's build_job: verified, parsed, recorded as a delivery with its outcome, no job queued."
+    );
+    println!(
+        "matched job: the project's build job: also queues a handle_build job; the worker runs it meanwhile (Bitbucket is a closed port: the attempt fails at connect and is rescheduled 5-10 min later)."
+    );
+    if let Some(w) = r.text("warnings") {
+        println!("WARNINGS: {w}");
+    }
+
+    println!();
+    println!(
+        "SCM calls per release (Bitbucket simulator, family stg{{major}}.{{minor}}.{{patch}}; steady state = every release after the first)"
+    );
+    println!(
+        "{:<10} {:>7} {:>14} {:>14} {:>14} {:>16}",
+        "backend", "tags", "first release", "steady max", "steady mean", "wall p50 / max"
+    );
+    for backend in ["sqlite", "postgres"] {
+        for tags in ["100", "1000", "10000"] {
+            let k = |f: &str| format!("scm.{backend}.{tags}.{f}");
+            let Some(max) = r.num(&k("steady_max")) else {
+                continue;
+            };
+            println!(
+                "{:<10} {:>7} {:>14} {:>14} {:>14.2} {:>16}",
+                backend,
+                tags,
+                r.text(&k("first")).unwrap_or("-"),
+                format!("{max:.0}"),
+                r.num(&k("steady_mean")).unwrap_or(0.0),
+                format!(
+                    "{} / {}",
+                    ms(r.num(&k("wall_p50_us"))),
+                    ms(r.num(&k("wall_max_us")))
+                )
+            );
+        }
+    }
+
+    println!();
+    println!("Hoist's own time per step (simulators answer at once; one release at a time)");
+    println!(
+        "{:<10} {:<58} {:>10} {:>10} {:>6}",
+        "backend", "step", "p50", "p99", "n"
+    );
+    for backend in ["sqlite", "postgres"] {
+        for (step, label) in [
+            (
+                "jira_tag",
+                "Jira POST sent -> Bitbucket receives the tag-create POST",
+            ),
+            (
+                "build_deploy",
+                "CircleCI POST sent -> Gate receives the deploy trigger",
+            ),
+        ] {
+            let k = |f: &str| format!("step.{backend}.{step}.{f}");
+            if let Some(p50) = r.num(&k("p50_us")) {
+                println!(
+                    "{:<10} {:<58} {:>10} {:>10} {:>6}",
+                    backend,
+                    label,
+                    ms(Some(p50)),
+                    ms(r.num(&k("p99_us"))),
+                    r.text(&k("n")).unwrap_or("-")
+                );
+            }
+        }
+    }
+
+    println!();
+    println!(
+        "Memory and start (hoist serve; start = spawn to the first 200 from /healthz, fresh store)"
+    );
+    println!(
+        "{:<10} {:>12} {:>18} {:>18}",
+        "backend", "idle RSS", "peak RSS (load)", "start p50 / max"
+    );
+    for backend in ["sqlite", "postgres"] {
+        if let Some(idle) = r.num(&format!("{backend}.rss_idle_kb")) {
+            println!(
+                "{:<10} {:>12} {:>18} {:>18}",
+                backend,
+                format!("{:.1} MiB", idle / 1024.0),
+                r.num(&format!("{backend}.rss_load_kb"))
+                    .map(|v| format!("{:.1} MiB", v / 1024.0))
+                    .unwrap_or("-".into()),
+                format!(
+                    "{} / {}",
+                    r.num(&format!("{backend}.ready_p50_ms"))
+                        .map(|v| format!("{v:.0} ms"))
+                        .unwrap_or("-".into()),
+                    r.num(&format!("{backend}.ready_max_ms"))
+                        .map(|v| format!("{v:.0} ms"))
+                        .unwrap_or("-".into())
+                )
+            );
+        }
+    }
+
+    println!();
+    println!("Targets (SPEC 10)");
+    println!("{:<62} {:<16} {:<24} met", "target", "backend", "measured");
+    for backend in ["sqlite", "postgres"] {
+        let k = |f: &str| format!("{backend}.{f}");
+        if !r.0.contains_key(&k("ign.sat.rps")) && !r.0.contains_key(&k("rss_idle_kb")) {
+            continue;
+        }
+        let line = |target: &str, measured: String, ok: Option<bool>| {
+            println!(
+                "{:<62} {:<16} {:<24} {}",
+                target,
+                backend,
+                measured,
+                met(ok)
+            );
+        };
+        let ratio = r.num(&k("ign.sat.rps")).zip(bare_rps).map(|(h, b)| h / b);
+        line(
+            "ingest req/s >= 50% of bare axum (ignored job)",
+            ratio
+                .map(|x| format!("{:.0}%", x * 100.0))
+                .unwrap_or("-".into()),
+            ratio.map(|x| x >= 0.5),
+        );
+        let ratio_m = r.num(&k("match.sat.rps")).zip(bare_rps).map(|(h, b)| h / b);
+        line(
+            "ingest req/s >= 50% of bare axum (matched job)",
+            ratio_m
+                .map(|x| format!("{:.0}%", x * 100.0))
+                .unwrap_or("-".into()),
+            ratio_m.map(|x| x >= 0.5),
+        );
+        for (path, label) in [("ign", "ignored job"), ("match", "matched job")] {
+            let p99 = r.num(&k(&format!("{path}.half.p99_us")));
+            line(
+                &format!("ingest p99 < 10 ms at half rate ({label})"),
+                ms(p99),
+                p99.map(|v| v < 10_000.0),
+            );
+        }
+        let steady = ["100", "1000", "10000"]
+            .iter()
+            .filter_map(|t| r.num(&format!("scm.{backend}.{t}.steady_max")))
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        line(
+            "SCM calls per release <= 3 in steady state (100..10,000 tags)",
+            steady.map(|v| format!("max {v:.0}")).unwrap_or("-".into()),
+            steady.map(|v| v <= 3.0),
+        );
+        for step in ["jira_tag", "build_deploy"] {
+            let p50 = r.num(&format!("step.{backend}.{step}.p50_us"));
+            line(
+                &format!("own time per step p50 < 5 ms ({step})"),
+                ms(p50),
+                p50.map(|v| v < 5_000.0),
+            );
+        }
+        let idle = r.num(&k("rss_idle_kb"));
+        line(
+            "resident memory idle < 30 MiB",
+            idle.map(|v| format!("{:.1} MiB", v / 1024.0))
+                .unwrap_or("-".into()),
+            idle.map(|v| v < 30.0 * 1024.0),
+        );
+        let load = r.num(&k("rss_load_kb"));
+        line(
+            "resident memory under ingest load < 80 MiB",
+            load.map(|v| format!("{:.1} MiB", v / 1024.0))
+                .unwrap_or("-".into()),
+            load.map(|v| v < 80.0 * 1024.0),
+        );
+        let ready = r.num(&k("ready_p50_ms"));
+        line(
+            "start to ready < 200 ms (p50)",
+            ready.map(|v| format!("{v:.0} ms")).unwrap_or("-".into()),
+            ready.map(|v| v < 200.0),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,443 @@
+//! `hoist-bench scm`: SCM calls per release, and Hoist's own time per step, on the Stack (Hoist's server
+//! and worker with simulators of every vendor on loopback, in this process). Printed, never
+//! asserted; lines starting with `RESULT` are read by `scripts/bench.sh`.
+//!
+//! - SCM calls: the Bitbucket simulator holds 100, 1,000 and 10,000 tags of the family
+//!   `stg{major}.{minor}.{patch}` (each on its own commit); tickets are assigned one at a time
+//!   (CircleCI does not build: `auto_build` off) and each release's calls are the simulator's
+//!   request count before the Jira POST and after every job is done. Its wall time runs from the
+//!   Jira POST to the simulator receiving the tag-create POST.
+//! - Steps (100 tags): "Jira POST sent -> Bitbucket receives the tag-create POST" (timed by the
+//!   simulator's tag announcement, received by a task of its own), and "CircleCI job-completed POST
+//!   sent -> Gate receives the deploy trigger" (Hoist's `spinnaker.gate_url` points at a
+//!   pass-through in this bench that notes the arrival of each request, then forwards it to the
+//!   Gate simulator). Both include the loopback HTTP of every call on the way and the simulators'
+//!   own handling of the calls before the last (microseconds each); the worker runs with the
+//!   production poll interval (250 ms), so a job starts when it is enqueued (notify), not by
+//!   polling. One release at a time, two warm-up rounds not counted.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use hoist::domain::ReleaseStatus;
+use hoist::stack::{JIRA_TOKEN_HEADER, REPO, Stack, StackOptions};
+use tokio::sync::mpsc;
+
+fn options(store_url: Option<String>) -> StackOptions {
+    StackOptions {
+        store_url,
+        auto_build: false,
+        // Hoist's default: jobs start on notification, polling is only the fallback.
+        poll_ms: 250,
+        ..StackOptions::default()
+    }
+}
+
+/// `stg1.{i / 100}.{i % 100}`: the family, consecutive versions with patch rollover at 99.
+fn seed(stack: &Stack, tags: usize) {
+    for i in 0..tags {
+        let name = format!("stg1.{}.{}", i / 100, i % 100);
+        stack
+            .bitbucket
+            .add_tag(REPO, &name, &hoist::sim::bitbucket::random_hash());
+    }
+}
+
+/// The tag that must come after `tags` seeded ones and `made` made by the bench.
+fn expected_next(tags: usize, made: usize) -> String {
+    let i = tags + made;
+    format!("stg1.{}.{}", i / 100, i % 100)
+}
+
+/// Announces every tag the simulator creates, with the moment this task heard of it.
+fn watch_tags(stack: &Stack) -> mpsc::UnboundedReceiver<(String, String, Instant)> {
+    let mut events = stack.bitbucket.subscribe();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(t) = events.recv().await {
+            if tx.send((t.hash, t.name, Instant::now())).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+async fn next_tag(
+    rx: &mut mpsc::UnboundedReceiver<(String, String, Instant)>,
+    commit: &str,
+) -> anyhow::Result<(String, Instant)> {
+    let wait = async {
+        while let Some((hash, name, at)) = rx.recv().await {
+            if hash == commit {
+                return Ok((name, at));
+            }
+        }
+        bail!("the tag watcher stopped")
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .context("no tag created within 30 s")?
+}
+
+struct Client {
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new() -> Self {
+        Self {
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Posts a Jira Automation assignment; answers the release id and when the POST was sent.
+    async fn assign(
+        &self,
+        stack: &Stack,
+        issue: &str,
+        commit: &str,
+    ) -> anyhow::Result<(i64, Instant)> {
+        let body = serde_json::to_vec(&hoist::sim::jira::automation_body(
+            REPO, commit, issue, None,
+        ))?;
+        let request = self
+            .http
+            .post(format!("{}/hooks/jira", stack.url))
+            .header("content-type", "application/json")
+            .header(JIRA_TOKEN_HEADER, &stack.options.jira_token)
+            .body(body);
+        let sent = Instant::now();
+        let response = request.send().await?;
+        let status = response.status();
+        let answer: serde_json::Value = response.json().await?;
+        ensure!(
+            status.as_u16() == 202,
+            "Jira POST answered {status}: {answer}"
+        );
+        let id = answer["release"]
+            .as_i64()
+            .with_context(|| format!("no release in {answer}"))?;
+        Ok((id, sent))
+    }
+
+    /// Posts CircleCI's job-completed for a successful build of `commit`; answers when sent.
+    async fn build(&self, stack: &Stack, commit: &str) -> anyhow::Result<Instant> {
+        let (event, payload) = stack
+            .circleci
+            .build_events(None, commit, "success")
+            .into_iter()
+            .next()
+            .context("no event")?;
+        let body = serde_json::to_vec(&payload)?;
+        let signature = hoist::sim::circleci::sign(&stack.options.circleci_secret, &body);
+        let request = self
+            .http
+            .post(format!("{}/hooks/circleci", stack.url))
+            .header("content-type", "application/json")
+            .header("circleci-event-type", &event)
+            .header("circleci-signature", signature)
+            .header("user-agent", "CircleCI-Webhook/1.0")
+            .body(body);
+        let sent = Instant::now();
+        let response = request.send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        ensure!(
+            status.as_u16() == 202,
+            "CircleCI POST answered {status}: {text}"
+        );
+        Ok(sent)
+    }
+}
+
+/// Tags one release; answers its Bitbucket calls, the time from the Jira POST to the tag-create
+/// POST, and the tag.
+async fn release(
+    stack: &Stack,
+    client: &Client,
+    tags: &mut mpsc::UnboundedReceiver<(String, String, Instant)>,
+    issue: &str,
+) -> anyhow::Result<(usize, Duration, String, String)> {
+    let commit = stack.commit(&format!("{issue}: a change"));
+    let before = stack.bitbucket.request_count();
+    let (id, sent) = client.assign(stack, issue, &commit).await?;
+    let (tag, created) = next_tag(tags, &commit).await?;
+    let r = stack
+        .wait_release(id, Duration::from_secs(30), |r| {
+            r.tag.is_some() || r.status == ReleaseStatus::Failed
+        })
+        .await?;
+    ensure!(r.tag.as_deref() == Some(&tag), "release {id}: {r:?}");
+    stack.settle(Duration::from_secs(30)).await?;
+    let calls = stack.bitbucket.request_count() - before;
+    Ok((calls, created - sent, tag, commit))
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[i.clamp(1, sorted.len()) - 1]
+}
+
+async fn scm(
+    backend: &str,
+    store_url: Option<String>,
+    tags: usize,
+    releases: usize,
+) -> anyhow::Result<()> {
+    let stack = Stack::start(options(store_url)).await?;
+    seed(&stack, tags);
+    let mut watcher = watch_tags(&stack);
+    let client = Client::new();
+    let mut calls = Vec::new();
+    let mut walls = Vec::new();
+    let mut wrong = Vec::new();
+    for i in 0..releases {
+        let (n, wall, tag, _) =
+            release(&stack, &client, &mut watcher, &format!("SCM-{}", tags + i)).await?;
+        if tag != expected_next(tags, i) {
+            wrong.push(format!("{tag} (expected {})", expected_next(tags, i)));
+        }
+        calls.push(n);
+        walls.push(wall);
+    }
+    stack.stop().await?;
+    let steady = &calls[1..];
+    let steady_max = steady.iter().copied().max().unwrap_or(0);
+    let steady_mean = steady.iter().sum::<usize>() as f64 / steady.len().max(1) as f64;
+    walls.sort();
+    println!(
+        "{backend:<10} {tags:>7} {:>14} {:>12} {:>12.2} {:>10.2} ms {:>10.2} ms   {}",
+        calls[0],
+        steady_max,
+        steady_mean,
+        pct(&walls, 50.0).as_secs_f64() * 1e3,
+        walls.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        if wrong.is_empty() {
+            "every tag the next version".to_string()
+        } else {
+            format!("WRONG TAGS: {}", wrong.join(", "))
+        }
+    );
+    let k = |f: &str| format!("RESULT scm.{backend}.{tags}.{f}");
+    println!("{} {}", k("first"), calls[0]);
+    println!("{} {steady_max}", k("steady_max"));
+    println!("{} {steady_mean:.2}", k("steady_mean"));
+    println!("{} {}", k("wall_p50_us"), pct(&walls, 50.0).as_micros());
+    println!(
+        "{} {}",
+        k("wall_max_us"),
+        walls.last().copied().unwrap_or_default().as_micros()
+    );
+    println!("{} {}", k("releases"), releases);
+    if !wrong.is_empty() {
+        println!("{} {}", k("wrong_tags"), wrong.len());
+    }
+    Ok(())
+}
+
+/// A pass-through in front of the Gate simulator that notes when each trigger arrives.
+struct GateTap {
+    target: OnceLock<String>,
+    arrivals: mpsc::UnboundedSender<Instant>,
+    http: reqwest::Client,
+}
+
+async fn tap(
+    State(tap): State<Arc<GateTap>>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let _ = tap.arrivals.send(Instant::now());
+    let target = tap.target.get().cloned().unwrap_or_default();
+    let mut request = tap
+        .http
+        .post(format!("{target}/webhooks/webhook/{source}"))
+        .body(body);
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    match request.send().await {
+        Ok(r) => {
+            let status =
+                StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            (status, r.bytes().await.unwrap_or_default()).into_response()
+        }
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+async fn steps(backend: &str, store_url: Option<String>, rounds: usize) -> anyhow::Result<()> {
+    let (arrivals, mut arrived) = mpsc::unbounded_channel();
+    let gate_tap = Arc::new(GateTap {
+        target: OnceLock::new(),
+        arrivals,
+        http: reqwest::Client::new(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let tap_url = format!("http://{}", listener.local_addr()?);
+    let router = axum::Router::new()
+        .route("/webhooks/webhook/{source}", axum::routing::post(tap))
+        .with_state(gate_tap.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let stack = Stack::start_with(options(store_url), |c| {
+        if let Some(s) = c.spinnaker.as_mut() {
+            s.gate_url = tap_url.clone();
+        }
+    })
+    .await?;
+    let _ = gate_tap.target.set(stack.gate.url());
+    seed(&stack, 100);
+    let mut watcher = watch_tags(&stack);
+    let client = Client::new();
+    let (mut to_tag, mut to_deploy) = (Vec::new(), Vec::new());
+    for i in 0..rounds + 2 {
+        let (_, jira_tag, _, commit) =
+            release(&stack, &client, &mut watcher, &format!("STEP-{i}")).await?;
+        while arrived.try_recv().is_ok() {}
+        let triggers = stack.gate.triggers().len();
+        let sent = client.build(&stack, &commit).await?;
+        let at = tokio::time::timeout(Duration::from_secs(30), arrived.recv())
+            .await
+            .context("no deploy trigger within 30 s")?
+            .context("the Gate tap stopped")?;
+        stack.settle(Duration::from_secs(30)).await?;
+        ensure!(
+            stack.gate.triggers().len() == triggers + 1,
+            "the Gate simulator did not record the trigger"
+        );
+        if i >= 2 {
+            to_tag.push(jira_tag);
+            to_deploy.push(at - sent);
+        }
+    }
+    stack.stop().await?;
+    server.abort();
+    for (name, label, mut v) in [
+        (
+            "jira_tag",
+            "Jira POST sent -> Bitbucket receives the tag-create POST",
+            to_tag,
+        ),
+        (
+            "build_deploy",
+            "CircleCI POST sent -> Gate receives the deploy trigger",
+            to_deploy,
+        ),
+    ] {
+        v.sort();
+        let (p50, p99) = (pct(&v, 50.0), pct(&v, 99.0));
+        println!(
+            "{backend:<10} {label:<58} {:>8.2} ms {:>8.2} ms {:>5}",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3,
+            v.len()
+        );
+        let k = |f: &str| format!("RESULT step.{backend}.{name}.{f}");
+        println!("{} {}", k("p50_us"), p50.as_micros());
+        println!("{} {}", k("p99_us"), p99.as_micros());
+        println!("{} {}", k("n"), v.len());
+    }
+    Ok(())
+}
+
+struct Pg {
+    base: String,
+    made: Vec<String>,
+}
+
+impl Pg {
+    async fn admin(&self) -> anyhow::Result<sqlx::AnyConnection> {
+        sqlx::any::install_default_drivers();
+        Ok(
+            <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("{}/postgres", self.base))
+                .await?,
+        )
+    }
+
+    async fn fresh(&mut self) -> anyhow::Result<String> {
+        let name = format!("hoist_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = self.admin().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await?;
+        self.made.push(name.clone());
+        Ok(format!("{}/{name}", self.base))
+    }
+
+    async fn drop_all(&mut self) -> anyhow::Result<()> {
+        let mut conn = self.admin().await?;
+        for name in self.made.drain(..) {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+pub fn run(quick: bool, pg: Option<String>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(measure(quick, pg))
+}
+
+async fn measure(quick: bool, pg: Option<String>) -> anyhow::Result<()> {
+    let (releases, rounds) = if quick { (4, 10) } else { (20, 100) };
+    let mut pg = pg.map(|base| Pg {
+        base: base.trim_end_matches('/').to_string(),
+        made: Vec::new(),
+    });
+    let mut backends = vec!["sqlite"];
+    if pg.is_some() {
+        backends.push("postgres");
+    }
+
+    println!(
+        "SCM calls per release ({releases} releases one at a time; steady state = all but the first)"
+    );
+    println!(
+        "{:<10} {:>7} {:>14} {:>12} {:>12} {:>13} {:>13}",
+        "backend", "tags", "first release", "steady max", "steady mean", "wall p50", "wall max"
+    );
+    for backend in &backends {
+        for tags in [100, 1_000, 10_000] {
+            let url = match (&mut pg, *backend) {
+                (Some(pg), "postgres") => Some(pg.fresh().await?),
+                _ => None,
+            };
+            scm(backend, url, tags, releases).await?;
+        }
+    }
+    println!();
+    println!("Hoist's own time per step (100 tags; {rounds} rounds one at a time)");
+    println!(
+        "{:<10} {:<58} {:>11} {:>11} {:>5}",
+        "backend", "step", "p50", "p99", "n"
+    );
+    for backend in &backends {
+        let url = match (&mut pg, *backend) {
+            (Some(pg), "postgres") => Some(pg.fresh().await?),
+            _ => None,
+        };
+        steps(backend, url, rounds).await?;
+    }
+    if let Some(pg) = &mut pg {
+        pg.drop_all().await?;
+    }
+    Ok(())
+}
