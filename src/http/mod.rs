@@ -47,14 +47,20 @@ pub async fn serve(
     server::run(router(app), listener, &limits, shutdown).await
 }
 
-/// Says loudly, at start, what is open to whom: the read API without a token, and sources that
-/// refuse every request or accept any caller the allowlist lets through.
+/// Says loudly, at start, what is open to whom: the read API without a token, and the sources
+/// (see [`warn_about_sources`]).
 pub fn warn_about_exposure(app: &App) {
     if app.api_token.is_none() {
         tracing::warn!(
             "server.api_token is not set: /api answers direct loopback callers only; set it to read releases from elsewhere"
         );
     }
+    warn_about_sources(app);
+}
+
+/// Warns of sources that refuse every request (no credential) or accept any caller the allowlist
+/// lets through (`require = "none"`).
+pub fn warn_about_sources(app: &App) {
     for (checks, path) in [
         (&app.jira, "/hooks/jira"),
         (&app.circleci, "/hooks/circleci"),

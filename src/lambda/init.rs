@@ -55,7 +55,9 @@ pub async fn build_app(path: &Path) -> anyhow::Result<App> {
             "server.api_token is not set: /api answers nobody in Lambda (callers are never loopback)"
         );
     }
-    App::build(config).await
+    let app = App::build(config).await?;
+    crate::http::warn_about_sources(&app);
+    Ok(app)
 }
 
 /// Whether the operator chose a store (`HOIST_STORE_URL` or `store.url`), rather than leaving the
