@@ -38,6 +38,11 @@ fn options(store_url: Option<String>) -> StackOptions {
     }
 }
 
+/// Every request of the bench comes from one address: the per-client rate limit is off.
+fn unlimited(c: &mut hoist::config::Config) {
+    c.server.limits.rate_per_second = 0;
+}
+
 /// `stg1.{i / 100}.{i % 100}`: the family, consecutive versions with patch rollover at 99.
 fn seed(stack: &Stack, tags: usize) {
     for i in 0..tags {
@@ -193,7 +198,7 @@ async fn scm(
     tags: usize,
     releases: usize,
 ) -> anyhow::Result<()> {
-    let stack = Stack::start(options(store_url)).await?;
+    let stack = Stack::start_with(options(store_url), unlimited).await?;
     seed(&stack, tags);
     let mut watcher = watch_tags(&stack);
     let client = Client::new();
@@ -292,6 +297,7 @@ async fn steps(backend: &str, store_url: Option<String>, rounds: usize) -> anyho
         .with_state(gate_tap.clone());
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let stack = Stack::start_with(options(store_url), |c| {
+        unlimited(c);
         if let Some(s) = c.spinnaker.as_mut() {
             s.gate_url = tap_url.clone();
         }
