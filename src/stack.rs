@@ -73,6 +73,25 @@ impl Default for StackOptions {
     }
 }
 
+/// The simulated CircleCI project that builds this stack's repository: builds at once, payloads
+/// in the `pipeline.vcs` shape without the tag.
+pub fn circleci_config(hoist_url: &str, secret: &str) -> CircleCiSimConfig {
+    CircleCiSimConfig {
+        hoist_url: hoist_url.into(),
+        secret: secret.into(),
+        project_slug: CIRCLECI_SLUG.into(),
+        project_name: REPO.into(),
+        org_name: WORKSPACE.into(),
+        vcs_provider: "bitbucket".into(),
+        repo_url: format!("https://bitbucket.org/{WORKSPACE}/{REPO}"),
+        job_name: "build".into(),
+        workflow_name: "build-and-deploy".into(),
+        delay: Duration::ZERO,
+        shape: PayloadShape::Vcs,
+        include_tag: false,
+    }
+}
+
 pub struct Stack {
     pub app: App,
     /// Hoist's base URL, e.g. `http://127.0.0.1:41234`.
@@ -116,18 +135,10 @@ impl Stack {
         let app = App::build(config).await?;
 
         let circleci = CircleCiSim::new(CircleCiSimConfig {
-            hoist_url: format!("{url}/hooks/circleci"),
-            secret: options.circleci_secret.clone(),
-            project_slug: CIRCLECI_SLUG.into(),
-            project_name: REPO.into(),
-            org_name: WORKSPACE.into(),
-            vcs_provider: "bitbucket".into(),
-            repo_url: format!("https://bitbucket.org/{WORKSPACE}/{REPO}"),
-            job_name: "build".into(),
-            workflow_name: "build-and-deploy".into(),
             delay: options.build_delay,
             shape: options.shape,
             include_tag: options.include_tag,
+            ..circleci_config(&format!("{url}/hooks/circleci"), &options.circleci_secret)
         });
         if options.auto_build {
             circleci.watch(bitbucket.subscribe());

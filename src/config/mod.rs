@@ -666,6 +666,20 @@ impl Config {
         self.projects.iter().find(|p| p.name == name)
     }
 
+    /// The project a CircleCI event belongs to: its `circleci_project` equals the event's project
+    /// slug (or name).
+    pub fn project_by_circleci(
+        &self,
+        slug: Option<&str>,
+        name: Option<&str>,
+    ) -> Option<&ProjectConfig> {
+        self.projects.iter().find(|p| {
+            p.circleci_project
+                .as_deref()
+                .is_some_and(|c| Some(c) == slug || Some(c) == name)
+        })
+    }
+
     /// Finds a project by the repository a sender named: the project name, the repository slug, or
     /// `workspace/slug` of the configured workspace.
     pub fn project_by_repo(&self, repo: &str) -> Option<&ProjectConfig> {

@@ -161,13 +161,7 @@ fn match_build(app: &App, ev: &circleci::BuildEvent) -> Result<String, String> {
     }
     let project = app
         .config
-        .projects
-        .iter()
-        .find(|p| {
-            p.circleci_project.as_deref().is_some_and(|c| {
-                Some(c) == ev.project_slug.as_deref() || Some(c) == ev.project_name.as_deref()
-            })
-        })
+        .project_by_circleci(ev.project_slug.as_deref(), ev.project_name.as_deref())
         .ok_or_else(|| {
             format!(
                 "no project has circleci_project `{}`",

@@ -28,13 +28,7 @@ pub async fn run(app: &App, job: &ClaimedJob, delivery_id: i64) -> StepResult {
         .map_err(|e| StepError::Fatal(e.message))?;
     let project = app
         .config
-        .projects
-        .iter()
-        .find(|p| {
-            p.circleci_project.as_deref().is_some_and(|c| {
-                Some(c) == ev.project_slug.as_deref() || Some(c) == ev.project_name.as_deref()
-            })
-        })
+        .project_by_circleci(ev.project_slug.as_deref(), ev.project_name.as_deref())
         .ok_or_else(|| StepError::Fatal("the build's project is no longer configured".into()))?;
     let status = ev.status.clone().unwrap_or_default();
     let success = circleci::outcome(&status).unwrap_or(false);

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hoist::sim::bitbucket::{BitbucketSim, SimAuth};
-use hoist::sim::circleci::{CircleCiSim, CircleCiSimConfig, PayloadShape};
+use hoist::sim::circleci::{CircleCiSim, CircleCiSimConfig};
 use hoist::sim::jira::JiraSim;
 use hoist::sim::slack::SlackSim;
 use hoist::sim::spinnaker::GateSim;
@@ -48,18 +48,8 @@ impl Sims {
     /// A CircleCI that builds every new tag and posts to `hoist_url`.
     pub fn circleci(&self, hoist_url: &str, delay: Duration) -> CircleCiSim {
         let c = CircleCiSim::new(CircleCiSimConfig {
-            hoist_url: format!("{hoist_url}/hooks/circleci"),
-            secret: CIRCLECI_SECRET.into(),
-            project_slug: CIRCLECI_SLUG.into(),
-            project_name: REPO.into(),
-            org_name: WORKSPACE.into(),
-            vcs_provider: "bitbucket".into(),
-            repo_url: format!("https://bitbucket.org/{WORKSPACE}/{REPO}"),
-            job_name: "build".into(),
-            workflow_name: "build-and-deploy".into(),
             delay,
-            shape: PayloadShape::Vcs,
-            include_tag: false,
+            ..hoist::stack::circleci_config(&format!("{hoist_url}/hooks/circleci"), CIRCLECI_SECRET)
         });
         c.watch(self.bitbucket.subscribe());
         c

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hoist::sim::bitbucket::{BitbucketSim, SimAuth, random_hash};
-use hoist::sim::circleci::{CircleCiSim, CircleCiSimConfig, PayloadShape};
+use hoist::sim::circleci::CircleCiSim;
 use hoist::sim::lambda::{Answered, RuntimeApiSim};
 use hoist::sim::slack::SlackSim;
 use hoist::sim::spinnaker::GateSim;
@@ -77,20 +77,10 @@ impl Harness {
         bitbucket.add_repo(REPO);
         let gate = GateSim::start().await.unwrap();
         let slack = SlackSim::start(None).await.unwrap();
-        let circleci = CircleCiSim::new(CircleCiSimConfig {
-            hoist_url: "http://unused.invalid/hooks/circleci".into(),
-            secret: CIRCLECI_SECRET.into(),
-            project_slug: CIRCLECI_SLUG.into(),
-            project_name: REPO.into(),
-            org_name: WORKSPACE.into(),
-            vcs_provider: "bitbucket".into(),
-            repo_url: format!("https://bitbucket.org/{WORKSPACE}/{REPO}"),
-            job_name: "build".into(),
-            workflow_name: "build-and-deploy".into(),
-            delay: Duration::ZERO,
-            shape: PayloadShape::Vcs,
-            include_tag: false,
-        });
+        let circleci = CircleCiSim::new(hoist::stack::circleci_config(
+            "http://unused.invalid/hooks/circleci",
+            CIRCLECI_SECRET,
+        ));
         let dir = tempfile::tempdir().unwrap();
         let store = store_line(&o.store, &dir).await;
         let config = config_toml(&o, &store, &bitbucket, &gate);
