@@ -71,7 +71,9 @@ pub async fn jira(
         .store
         .ingest_release(d, release, app.max_attempts())
         .await?;
-    app.jobs_ready.notify_waiters();
+    if let Ingested::Created { .. } = ingested {
+        app.jobs_ready.notify_waiters();
+    }
     let (release_id, fresh) = match ingested {
         Ingested::Created { release_id, .. } => (release_id, true),
         Ingested::Existing { release_id, .. } => (release_id, false),
@@ -131,7 +133,9 @@ pub async fn circleci(State(app): State<App>, req: Request) -> Result<Response, 
         .store
         .ingest_delivery(d, &outcome, lane, app.max_attempts())
         .await?;
-    app.jobs_ready.notify_waiters();
+    if let Ingested::Queued { .. } = r {
+        app.jobs_ready.notify_waiters();
+    }
     Ok(match (r, decision) {
         (
             Ingested::Duplicate {
@@ -217,9 +221,17 @@ pub(super) fn ignored(r: Ingested, reason: &str) -> Response {
         Ingested::Duplicate { delivery_id, .. } => Some(delivery_id),
         _ => None,
     };
+    #[derive(serde::Serialize)]
+    struct Ignored<'a> {
+        delivery: Option<i64>,
+        ignored: &'a str,
+    }
     (
         StatusCode::ACCEPTED,
-        Json(json!({"delivery": delivery, "ignored": reason})),
+        Json(Ignored {
+            delivery,
+            ignored: reason,
+        }),
     )
         .into_response()
 }
@@ -315,7 +327,20 @@ pub(super) fn delivery(
         key: key.filter(|k| !k.is_empty()),
         event: event.to_string(),
         client_ip: Some(client.to_string()),
-        // PostgreSQL text cannot hold NUL; a JSON body never has a raw one, but be sure.
-        body: String::from_utf8_lossy(body).replace('\0', "\u{fffd}"),
+        body: body_text(body),
+    }
+}
+
+/// A body as text for the store. PostgreSQL text cannot hold NUL; a JSON body never has a raw
+/// one, but be sure.
+fn body_text(body: &[u8]) -> String {
+    let text = match std::str::from_utf8(body) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(body),
+    };
+    if memchr::memchr(0, text.as_bytes()).is_some() {
+        text.replace('\0', "\u{fffd}")
+    } else {
+        text.into_owned()
     }
 }

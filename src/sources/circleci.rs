@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::{InputError, parse_json};
+use super::{InputError, JsonLimits};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildEvent {
@@ -82,8 +82,13 @@ struct Named {
 }
 
 pub fn parse(body: &[u8], event_header: Option<&str>) -> Result<BuildEvent, InputError> {
-    let v = parse_json(body)?;
-    let p: Payload = serde_json::from_value(v).map_err(|e| {
+    // Straight into the payload's shape, without a `serde_json::Value` in between (this is every
+    // CircleCI webhook's path); the nesting ceiling first, as `parse_json` checks it.
+    JsonLimits::CEILING.check(body)?;
+    let p: Payload = serde_json::from_slice(body).map_err(|e| {
+        if !e.is_data() {
+            return InputError::json(&e);
+        }
         InputError::invalid(
             "(body)",
             &format!(

@@ -13,7 +13,7 @@ use super::{Result, Store, StoreError, Tx};
 use crate::domain::JobSpec;
 
 /// The most writes one transaction takes.
-const MAX_BATCH: usize = 256;
+pub(super) const MAX_BATCH: usize = 256;
 
 /// One inbound delivery to record, with what it starts.
 #[derive(Debug, Clone)]
@@ -33,15 +33,20 @@ pub enum Ingest {
     },
 }
 
-type Request = (Ingest, oneshot::Sender<Result<Ingested>>);
+pub(super) type Request = (Ingest, oneshot::Sender<Result<Ingested>>);
 
 /// The handle requests use to reach the writer task.
 #[derive(Clone)]
 pub(crate) struct Writer(mpsc::Sender<Request>);
 
 impl Writer {
-    /// Starts the writer task on `store` (a handle without a writer of its own).
-    pub(crate) fn spawn(store: Store) -> Self {
+    pub(super) fn new(tx: mpsc::Sender<Request>) -> Self {
+        Self(tx)
+    }
+
+    /// Starts a writer task on `store` (a handle without a writer of its own), for PostgreSQL.
+    /// SQLite's writer is a thread of its own ([`super::sqlite_ingest`]).
+    pub(crate) fn spawn_task(store: Store) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(run(store, rx));
         Self(tx)
@@ -120,6 +125,10 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Request>) {
     }
 }
 
+/// Applies a batch in one transaction. PostgreSQL aborts a transaction at its first error, and
+/// a savepoint per request would double the round trips, so the batch runs without them; when a
+/// request fails (another replica won a unique key, say), the batch is rolled back and every
+/// request is applied alone, where a conflict's retry finds what the other writer committed.
 async fn apply_batch(store: &Store, batch: Vec<Request>) {
     let mut tx = match store.begin().await {
         Ok(tx) => tx,
@@ -132,53 +141,37 @@ async fn apply_batch(store: &Store, batch: Vec<Request>) {
         }
     };
     let mut done = Vec::with_capacity(batch.len());
-    let mut retry = Vec::new();
+    let mut failed = false;
+    for (op, _) in &batch {
+        match tx.apply_ingest(op).await {
+            Ok(v) => done.push(v),
+            Err(e) => {
+                tracing::debug!(error = %e, "an ingest in a batch failed; applying the batch one by one");
+                failed = true;
+                break;
+            }
+        }
+    }
+    if !failed {
+        match tx.commit().await {
+            Ok(()) => {
+                for ((_, reply), v) in batch.into_iter().zip(done) {
+                    let _ = reply.send(Ok(v));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, writes = batch.len(), "ingest batch commit failed");
+                let message = e.to_string();
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(StoreError::Failed(message.clone())));
+                }
+            }
+        }
+        return;
+    }
+    let _ = tx.rollback().await;
     for (op, reply) in batch {
-        match in_savepoint(&mut tx, &op).await {
-            Ok(v) => done.push((reply, Ok(v))),
-            // A concurrent writer (another replica) won a unique key: settle it alone, after
-            // this commit, where the retry finds what the other writer committed.
-            Err(e) if e.is_conflict() => retry.push((op, reply)),
-            Err(e) => done.push((reply, Err(e))),
-        }
-    }
-    match tx.commit().await {
-        Ok(()) => {
-            for (reply, r) in done {
-                let _ = reply.send(r);
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, writes = done.len(), "ingest batch commit failed");
-            let message = e.to_string();
-            for (reply, _) in done {
-                let _ = reply.send(Err(StoreError::Failed(message.clone())));
-            }
-        }
-    }
-    for (op, reply) in retry {
         let _ = reply.send(store.ingest_alone(op).await);
-    }
-}
-
-async fn in_savepoint(tx: &mut Tx, op: &Ingest) -> Result<Ingested> {
-    sqlx::query("SAVEPOINT ingest").execute(tx.conn()).await?;
-    match tx.apply_ingest(op).await {
-        Ok(v) => {
-            sqlx::query("RELEASE SAVEPOINT ingest")
-                .execute(tx.conn())
-                .await?;
-            Ok(v)
-        }
-        Err(e) => {
-            sqlx::query("ROLLBACK TO SAVEPOINT ingest")
-                .execute(tx.conn())
-                .await?;
-            sqlx::query("RELEASE SAVEPOINT ingest")
-                .execute(tx.conn())
-                .await?;
-            Err(e)
-        }
     }
 }
 
@@ -197,10 +190,9 @@ impl Tx {
                 build_lane,
                 max_attempts,
             } => {
-                if let Some(dup) = self.find_duplicate(delivery).await? {
-                    return Ok(dup);
-                }
-                let delivery_id = self.insert_delivery(delivery, outcome, None).await?;
+                let Some(delivery_id) = self.insert_delivery_once(delivery, outcome).await? else {
+                    return self.duplicate_of(delivery).await;
+                };
                 match build_lane {
                     Some(lane) => {
                         self.enqueue(
@@ -232,19 +224,10 @@ impl Tx {
             .await?
         {
             let delivery_id = self
-                .insert_delivery(delivery, &format!("joined open release {id}"), Some(id))
+                .insert_delivery(delivery, &joined_outcome(id), Some(id))
                 .await?;
-            let issue = release
-                .issue
-                .as_deref()
-                .map(|i| format!(" (issue {i})"))
-                .unwrap_or_default();
-            self.add_event(
-                id,
-                "received",
-                &format!("another request for the same commit joined this release{issue}"),
-            )
-            .await?;
+            self.add_event(id, "received", &release.joined_message())
+                .await?;
             return Ok(Ingested::Existing {
                 release_id: id,
                 delivery_id,
@@ -252,20 +235,13 @@ impl Tx {
         }
         let id = self.insert_release(release).await?;
         let delivery_id = self
-            .insert_delivery(delivery, "release started", Some(id))
+            .insert_delivery(delivery, RELEASE_STARTED, Some(id))
             .await?;
-        let message = format!(
-            "ticket {} asks for {} on {} ({})",
-            release.issue.as_deref().unwrap_or("(none)"),
-            release.commit,
-            release.project,
-            release.env
-        );
-        self.add_event(id, "received", &message).await?;
-        let lane = format!("tag:{}:{}", release.project, release.env);
+        self.add_event(id, "received", &release.started_message())
+            .await?;
         self.enqueue(
             &JobSpec::CreateTag { release_id: id },
-            &lane,
+            &release.tag_lane(),
             max_attempts,
             0,
         )
@@ -274,5 +250,48 @@ impl Tx {
             release_id: id,
             delivery_id,
         })
+    }
+
+    /// The earlier delivery with `d`'s key.
+    async fn duplicate_of(&mut self, d: &NewDelivery) -> Result<Ingested> {
+        self.find_duplicate(d).await?.ok_or_else(|| {
+            StoreError::Failed("a delivery key conflicted, but no delivery has it".into())
+        })
+    }
+}
+
+/// The outcome of the delivery that starts a release.
+pub(super) const RELEASE_STARTED: &str = "release started";
+
+/// The outcome of a delivery that joins release `id`, already open for its commit.
+pub(super) fn joined_outcome(id: i64) -> String {
+    format!("joined open release {id}")
+}
+
+impl NewRelease {
+    /// The timeline's first event.
+    pub(super) fn started_message(&self) -> String {
+        format!(
+            "ticket {} asks for {} on {} ({})",
+            self.issue.as_deref().unwrap_or("(none)"),
+            self.commit,
+            self.project,
+            self.env
+        )
+    }
+
+    /// The timeline event of another ticket for the same commit.
+    pub(super) fn joined_message(&self) -> String {
+        let issue = self
+            .issue
+            .as_deref()
+            .map(|i| format!(" (issue {i})"))
+            .unwrap_or_default();
+        format!("another request for the same commit joined this release{issue}")
+    }
+
+    /// The lane of the release's tag job: one tag at a time per project environment.
+    pub(super) fn tag_lane(&self) -> String {
+        format!("tag:{}:{}", self.project, self.env)
     }
 }

@@ -8,7 +8,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Backend, Result, Store, StoreError, Tx, now_ms};
+use super::{Backend, Result, Store, StoreError, Tx, now_ms, sql};
 use crate::domain::JobSpec;
 
 #[derive(Debug, Clone, Serialize)]
@@ -282,19 +282,16 @@ impl Tx {
         let now = now_ms();
         let payload =
             serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let row = sqlx::query(
-            "INSERT INTO jobs (kind, release_id, lane, payload, state, attempts, max_attempts, run_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $7) RETURNING id",
-        )
-        .bind(spec.kind())
-        .bind(spec.release_id())
-        .bind(lane)
-        .bind(payload)
-        .bind(i64::from(max_attempts))
-        .bind(now + delay_ms)
-        .bind(now)
-        .fetch_one(self.conn())
-        .await?;
+        let row = sqlx::query(sql::ENQUEUE)
+            .bind(spec.kind())
+            .bind(spec.release_id())
+            .bind(lane)
+            .bind(payload)
+            .bind(i64::from(max_attempts))
+            .bind(now + delay_ms)
+            .bind(now)
+            .fetch_one(self.conn())
+            .await?;
         Ok(row.try_get("id")?)
     }
 

@@ -11,12 +11,15 @@ mod ingest;
 mod jobs;
 mod model;
 mod releases;
+mod sql;
+mod sqlite_ingest;
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, Executor};
 
 pub use ingest::Ingest;
@@ -36,6 +39,8 @@ pub enum StoreError {
     Unavailable(#[source] sqlx::Error),
     #[error("store error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("store error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("store failure: {0}")]
@@ -106,6 +111,14 @@ impl Store {
                             .await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        // The ingest thread's checkpointer copies the WAL into the file
+                        // (sqlite_ingest.rs), so that no commit stalls on it.
+                        conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                        conn.execute(sqlx::AssertSqlSafe(format!(
+                            "PRAGMA journal_size_limit = {}",
+                            sqlite_ingest::JOURNAL_SIZE_LIMIT
+                        )))
+                        .await?;
                     }
                     Ok(())
                 })
@@ -121,7 +134,16 @@ impl Store {
             writer_task: None,
         };
         store.migrate().await?;
-        store.writer_task = Some(ingest::Writer::spawn(store.clone()));
+        store.writer_task = Some(match &store.writer {
+            Some(lock) => {
+                let file = SqliteConnectOptions::from_str(&url)
+                    .map_err(StoreError::Unavailable)?
+                    .get_filename()
+                    .to_path_buf();
+                sqlite_ingest::spawn(&file, fsync, lock.clone())?
+            }
+            None => ingest::Writer::spawn_task(store.clone()),
+        });
         Ok(store)
     }
 

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::model::{Delivery, Ingested, NewDelivery, NewRelease, Release, ReleaseEvent, TagRow};
-use super::{Result, Store, Tx, now_ms};
+use super::{Result, Store, Tx, now_ms, sql};
 use crate::domain::ReleaseStatus;
 
 impl Store {
@@ -144,13 +144,11 @@ fn tag_from_row(r: &sqlx::any::AnyRow) -> Result<TagRow> {
 impl Tx {
     pub(super) async fn find_duplicate(&mut self, d: &NewDelivery) -> Result<Option<Ingested>> {
         let Some(key) = &d.key else { return Ok(None) };
-        let row = sqlx::query(
-            "SELECT id, release_id FROM deliveries WHERE source = $1 AND delivery_key = $2",
-        )
-        .bind(d.source)
-        .bind(key)
-        .fetch_optional(self.conn())
-        .await?;
+        let row = sqlx::query(sql::FIND_DUPLICATE)
+            .bind(d.source)
+            .bind(key)
+            .fetch_optional(self.conn())
+            .await?;
         row.map(|r| {
             Ok(Ingested::Duplicate {
                 delivery_id: r.try_get("id")?,
@@ -166,21 +164,38 @@ impl Tx {
         outcome: &str,
         release_id: Option<i64>,
     ) -> Result<i64> {
-        let row = sqlx::query(
-            "INSERT INTO deliveries (source, delivery_key, event, client_ip, received_at, body, outcome, release_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(d.source)
-        .bind(d.key.as_deref())
-        .bind(&d.event)
-        .bind(d.client_ip.as_deref())
-        .bind(now_ms())
-        .bind(&d.body)
-        .bind(outcome)
-        .bind(release_id)
-        .fetch_one(self.conn())
-        .await?;
+        let row = sqlx::query(sql::INSERT_DELIVERY)
+            .bind(d.source)
+            .bind(d.key.as_deref())
+            .bind(&d.event)
+            .bind(d.client_ip.as_deref())
+            .bind(now_ms())
+            .bind(&d.body)
+            .bind(outcome)
+            .bind(release_id)
+            .fetch_one(self.conn())
+            .await?;
         Ok(row.try_get("id")?)
+    }
+
+    /// Records a delivery unless its key was seen before (`None`: a duplicate, nothing written).
+    pub(super) async fn insert_delivery_once(
+        &mut self,
+        d: &NewDelivery,
+        outcome: &str,
+    ) -> Result<Option<i64>> {
+        let row = sqlx::query(sql::INSERT_DELIVERY_ONCE)
+            .bind(d.source)
+            .bind(d.key.as_deref())
+            .bind(&d.event)
+            .bind(d.client_ip.as_deref())
+            .bind(now_ms())
+            .bind(&d.body)
+            .bind(outcome)
+            .bind(None::<i64>)
+            .fetch_optional(self.conn())
+            .await?;
+        Ok(row.map(|r| r.try_get("id")).transpose()?)
     }
 
     /// Updates what a delivery led to (a build event, once its job has decided).
@@ -205,7 +220,7 @@ impl Tx {
         env: &str,
         commit: &str,
     ) -> Result<Option<i64>> {
-        let row = sqlx::query("SELECT id FROM releases WHERE project = $1 AND env = $2 AND commit_sha = $3 AND is_open = 1")
+        let row = sqlx::query(sql::OPEN_RELEASE)
             .bind(project)
             .bind(env)
             .bind(commit)
@@ -216,19 +231,16 @@ impl Tx {
 
     pub async fn insert_release(&mut self, r: &NewRelease) -> Result<i64> {
         let now = now_ms();
-        let row = sqlx::query(
-            "INSERT INTO releases (project, env, repo, commit_sha, issue, status, received_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
-        )
-        .bind(&r.project)
-        .bind(&r.env)
-        .bind(&r.repo)
-        .bind(&r.commit)
-        .bind(r.issue.as_deref())
-        .bind(ReleaseStatus::Received.as_str())
-        .bind(now)
-        .fetch_one(self.conn())
-        .await?;
+        let row = sqlx::query(sql::INSERT_RELEASE)
+            .bind(&r.project)
+            .bind(&r.env)
+            .bind(&r.repo)
+            .bind(&r.commit)
+            .bind(r.issue.as_deref())
+            .bind(ReleaseStatus::Received.as_str())
+            .bind(now)
+            .fetch_one(self.conn())
+            .await?;
         Ok(row.try_get("id")?)
     }
 
@@ -262,15 +274,13 @@ impl Tx {
     }
 
     pub async fn add_event(&mut self, release_id: i64, step: &str, message: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO release_events (release_id, at, step, message) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(release_id)
-        .bind(now_ms())
-        .bind(step)
-        .bind(message)
-        .execute(self.conn())
-        .await?;
+        sqlx::query(sql::ADD_EVENT)
+            .bind(release_id)
+            .bind(now_ms())
+            .bind(step)
+            .bind(message)
+            .execute(self.conn())
+            .await?;
         Ok(())
     }
 

@@ -1,0 +1,28 @@
+//! SQL text that both of the store's drivers run: sqlx (every statement, both backends) and
+//! rusqlite (SQLite's ingest thread, [`super::sqlite_ingest`]). Written once with `$n`
+//! placeholders: PostgreSQL numbers them, and SQLite binds `$n` by its first appearance, so every
+//! statement here names `$1`, `$2`, ... first in that order.
+
+pub const FIND_DUPLICATE: &str =
+    "SELECT id, release_id FROM deliveries WHERE source = $1 AND delivery_key = $2";
+
+pub const INSERT_DELIVERY: &str = "INSERT INTO deliveries (source, delivery_key, event, client_ip, received_at, body, outcome, release_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+
+/// [`INSERT_DELIVERY`] that does nothing (and returns no row) when the key was seen before.
+pub const INSERT_DELIVERY_ONCE: &str = "INSERT INTO deliveries (source, delivery_key, event, client_ip, received_at, body, outcome, release_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (source, delivery_key) WHERE delivery_key IS NOT NULL DO NOTHING RETURNING id";
+
+pub const OPEN_RELEASE: &str =
+    "SELECT id FROM releases WHERE project = $1 AND env = $2 AND commit_sha = $3 AND is_open = 1";
+
+pub const INSERT_RELEASE: &str =
+    "INSERT INTO releases (project, env, repo, commit_sha, issue, status, received_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id";
+
+pub const ADD_EVENT: &str =
+    "INSERT INTO release_events (release_id, at, step, message) VALUES ($1, $2, $3, $4)";
+
+pub const ENQUEUE: &str = "INSERT INTO jobs (kind, release_id, lane, payload, state, attempts, max_attempts, run_at, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $7) RETURNING id";
