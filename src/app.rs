@@ -51,7 +51,7 @@ pub struct Inner {
     pub api_token: Option<Secret>,
     /// Rate limit and bound on requests in flight, shared by every request.
     pub guards: Arc<Guards>,
-    /// Wakes the local worker when a job is enqueued.
+    /// Wakes one of the local worker's loops per job enqueued (`notify_one`).
     pub jobs_ready: tokio::sync::Notify,
     /// Identifies this process as a job claimant.
     pub worker_id: String,

@@ -146,7 +146,7 @@ pub async fn retry_job(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&app, &req)?;
     if app.store.retry_job(id).await? {
-        app.jobs_ready.notify_waiters();
+        app.jobs_ready.notify_one();
         Ok(Json(json!({"job": id, "state": "queued"})))
     } else {
         Err(ApiError::new(

@@ -72,7 +72,7 @@ pub async fn jira(
         .ingest_release(d, release, app.max_attempts())
         .await?;
     if let Ingested::Created { .. } = ingested {
-        app.jobs_ready.notify_waiters();
+        app.jobs_ready.notify_one();
     }
     let (release_id, fresh) = match ingested {
         Ingested::Created { release_id, .. } => (release_id, true),
@@ -134,7 +134,7 @@ pub async fn circleci(State(app): State<App>, req: Request) -> Result<Response, 
         .ingest_delivery(d, &outcome, lane, app.max_attempts())
         .await?;
     if let Ingested::Queued { .. } = r {
-        app.jobs_ready.notify_waiters();
+        app.jobs_ready.notify_one();
     }
     Ok(match (r, decision) {
         (

@@ -105,6 +105,8 @@ async fn run_jobs(app: &App, limits: Limits, mut answered: watch::Receiver<bool>
             continue;
         }
         let notified = app.jobs_ready.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
         match tokio::time::timeout_at(limits.hard_end, worker::run_next(app)).await {
             Err(_) => {
                 tracing::warn!(

@@ -275,6 +275,11 @@ impl BitbucketSim {
         self.server.recorder.requests()
     }
 
+    /// Time this simulator spent handling `GET` requests so far (see [`super::Recorder`]).
+    pub fn get_handling_time(&self) -> std::time::Duration {
+        self.server.recorder.get_handling_time()
+    }
+
     pub fn request_count(&self) -> usize {
         self.server.recorder.count()
     }

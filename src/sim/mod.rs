@@ -131,9 +131,20 @@ impl RecordedRequest {
 #[derive(Clone, Default)]
 pub struct Recorder {
     inner: Arc<Mutex<Vec<RecordedRequest>>>,
+    /// Nanoseconds spent handling `GET` requests (reading, recording, building the answer), so
+    /// that a benchmark can tell the simulator's time from the caller's.
+    get_handling_ns: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Recorder {
+    /// Time spent so far handling `GET` requests, injected delays excluded.
+    pub fn get_handling_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(
+            self.get_handling_ns
+                .load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().clone()
     }
@@ -175,6 +186,27 @@ pub(crate) async fn intercept(
     request: Request,
     next: Next,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let is_get = request.method() == axum::http::Method::GET;
+    let recorder = layer.recorder.clone();
+    let mut delayed = std::time::Duration::ZERO;
+    let response = handle(layer, conn, request, next, &mut delayed).await;
+    if is_get {
+        let spent = started.elapsed().saturating_sub(delayed);
+        recorder
+            .get_handling_ns
+            .fetch_add(spent.as_nanos() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+    response
+}
+
+async fn handle(
+    layer: Interceptor,
+    conn: ConnKill,
+    request: Request,
+    next: Next,
+    delayed: &mut std::time::Duration,
+) -> Response {
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
         .await
@@ -198,7 +230,10 @@ pub(crate) async fn intercept(
     let path = parts.uri.path().to_string();
     match layer.faults.next_verdict() {
         Verdict::Proceed => {}
-        Verdict::Delay(duration) => tokio::time::sleep(duration).await,
+        Verdict::Delay(duration) => {
+            tokio::time::sleep(duration).await;
+            *delayed = duration;
+        }
         Verdict::Status(status) => return (layer.error_body)(status, &path),
         Verdict::RateLimited(secs) => {
             let mut response = (layer.error_body)(429, &path);

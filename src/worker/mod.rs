@@ -82,7 +82,7 @@ pub async fn run_next(app: &App) -> Result<Ran, StoreError> {
     }
     .instrument(span)
     .await?;
-    app.jobs_ready.notify_waiters();
+    app.jobs_ready.notify_one();
     Ok(Ran::Job(job.id))
 }
 
@@ -217,7 +217,12 @@ pub async fn run(app: App, mut shutdown: tokio::sync::watch::Receiver<bool>) {
                 if *shutdown.borrow() {
                     return;
                 }
+                // Registered before the claim, so a job enqueued meanwhile is not missed. One
+                // loop is woken per job (`notify_one`): waking them all would send every idle
+                // loop into a claim that finds nothing, each taking the store's write lock.
                 let notified = app.jobs_ready.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
                 match run_next(&app).await {
                     Ok(Ran::Job(_)) => continue,
                     Ok(Ran::Empty) => {}

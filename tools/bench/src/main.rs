@@ -96,6 +96,13 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // Hoist's logs when HOIST_LOG asks for them (`scm` runs Hoist in this process).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("HOIST_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let r = match Cli::parse().command {
         Cmd::Pool {
             out,

@@ -185,10 +185,12 @@ pub fn report(path: &std::path::Path) -> anyhow::Result<()> {
     }
 
     println!();
-    println!("Hoist's own time per step (simulators answer at once; one release at a time)");
     println!(
-        "{:<10} {:<58} {:>10} {:>10} {:>6}",
-        "backend", "step", "p50", "p99", "n"
+        "Hoist's own time per step (one release at a time; own = end to end minus the simulator's time answering the calls on the way)"
+    );
+    println!(
+        "{:<10} {:<58} {:>10} {:>10} {:>10} {:>10} {:>6}",
+        "backend", "step", "own p50", "own p99", "e2e p50", "e2e p99", "n"
     );
     for backend in ["sqlite", "postgres"] {
         for (step, label) in [
@@ -204,11 +206,13 @@ pub fn report(path: &std::path::Path) -> anyhow::Result<()> {
             let k = |f: &str| format!("step.{backend}.{step}.{f}");
             if let Some(p50) = r.num(&k("p50_us")) {
                 println!(
-                    "{:<10} {:<58} {:>10} {:>10} {:>6}",
+                    "{:<10} {:<58} {:>10} {:>10} {:>10} {:>10} {:>6}",
                     backend,
                     label,
                     ms(Some(p50)),
                     ms(r.num(&k("p99_us"))),
+                    ms(r.num(&k("total_p50_us"))),
+                    ms(r.num(&k("total_p99_us"))),
                     r.text(&k("n")).unwrap_or("-")
                 );
             }

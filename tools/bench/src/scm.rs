@@ -11,8 +11,10 @@
 //!   simulator's tag announcement, received by a task of its own), and "CircleCI job-completed POST
 //!   sent -> Gate receives the deploy trigger" (Hoist's `spinnaker.gate_url` points at a
 //!   pass-through in this bench that notes the arrival of each request, then forwards it to the
-//!   Gate simulator). Both include the loopback HTTP of every call on the way and the simulators'
-//!   own handling of the calls before the last (microseconds each); the worker runs with the
+//!   Gate simulator). Both include the loopback HTTP of every call on the way. The simulators'
+//!   handling of the calls before the last is printed apart: the Bitbucket simulator builds a
+//!   page of 100 tags as Bitbucket shapes them (milliseconds of JSON), and "own" is the time
+//!   without it, as SPEC 10 measures against simulators that answer at once. The worker runs with the
 //!   production poll interval (250 ms), so a job starts when it is enqueued (notify), not by
 //!   polling. One release at a time, two warm-up rounds not counted.
 
@@ -162,17 +164,20 @@ impl Client {
 }
 
 /// Tags one release; answers its Bitbucket calls, the time from the Jira POST to the tag-create
-/// POST, and the tag.
+/// POST, the tag and the commit.
 async fn release(
     stack: &Stack,
     client: &Client,
     tags: &mut mpsc::UnboundedReceiver<(String, String, Instant)>,
     issue: &str,
-) -> anyhow::Result<(usize, Duration, String, String)> {
+) -> anyhow::Result<(usize, Step, String, String)> {
     let commit = stack.commit(&format!("{issue}: a change"));
     let before = stack.bitbucket.request_count();
+    let sim_before = stack.bitbucket.get_handling_time();
     let (id, sent) = client.assign(stack, issue, &commit).await?;
     let (tag, created) = next_tag(tags, &commit).await?;
+    // The GETs on the way (commit, tag listing) were answered before the tag-create POST.
+    let sim = stack.bitbucket.get_handling_time() - sim_before;
     let r = stack
         .wait_release(id, Duration::from_secs(30), |r| {
             r.tag.is_some() || r.status == ReleaseStatus::Failed
@@ -181,7 +186,31 @@ async fn release(
     ensure!(r.tag.as_deref() == Some(&tag), "release {id}: {r:?}");
     stack.settle(Duration::from_secs(30)).await?;
     let calls = stack.bitbucket.request_count() - before;
-    Ok((calls, created - sent, tag, commit))
+    Ok((
+        calls,
+        Step {
+            total: created - sent,
+            sim,
+        },
+        tag,
+        commit,
+    ))
+}
+
+/// One step's time: webhook sent to outbound call received, and the part of it the simulators
+/// spent answering the calls before (building a page of 100 tags as Bitbucket shapes it is
+/// milliseconds of JSON). SPEC 10's "own time" is against simulators that answer at once, so it
+/// is the difference; both are printed.
+#[derive(Clone, Copy)]
+struct Step {
+    total: Duration,
+    sim: Duration,
+}
+
+impl Step {
+    fn own(&self) -> Duration {
+        self.total.saturating_sub(self.sim)
+    }
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -212,7 +241,7 @@ async fn scm(
             wrong.push(format!("{tag} (expected {})", expected_next(tags, i)));
         }
         calls.push(n);
-        walls.push(wall);
+        walls.push(wall.total);
     }
     stack.stop().await?;
     let steady = &calls[1..];
@@ -313,11 +342,13 @@ async fn steps(backend: &str, store_url: Option<String>, rounds: usize) -> anyho
             release(&stack, &client, &mut watcher, &format!("STEP-{i}")).await?;
         while arrived.try_recv().is_ok() {}
         let triggers = stack.gate.triggers().len();
+        let sim_before = stack.bitbucket.get_handling_time();
         let sent = client.build(&stack, &commit).await?;
         let at = tokio::time::timeout(Duration::from_secs(30), arrived.recv())
             .await
             .context("no deploy trigger within 30 s")?
             .context("the Gate tap stopped")?;
+        let sim = stack.bitbucket.get_handling_time() - sim_before;
         stack.settle(Duration::from_secs(30)).await?;
         ensure!(
             stack.gate.triggers().len() == triggers + 1,
@@ -325,12 +356,15 @@ async fn steps(backend: &str, store_url: Option<String>, rounds: usize) -> anyho
         );
         if i >= 2 {
             to_tag.push(jira_tag);
-            to_deploy.push(at - sent);
+            to_deploy.push(Step {
+                total: at - sent,
+                sim,
+            });
         }
     }
     stack.stop().await?;
     server.abort();
-    for (name, label, mut v) in [
+    for (name, label, v) in [
         (
             "jira_tag",
             "Jira POST sent -> Bitbucket receives the tag-create POST",
@@ -342,17 +376,26 @@ async fn steps(backend: &str, store_url: Option<String>, rounds: usize) -> anyho
             to_deploy,
         ),
     ] {
-        v.sort();
-        let (p50, p99) = (pct(&v, 50.0), pct(&v, 99.0));
+        let mut own: Vec<Duration> = v.iter().map(Step::own).collect();
+        let mut total: Vec<Duration> = v.iter().map(|s| s.total).collect();
+        own.sort();
+        total.sort();
+        let (p50, p99) = (pct(&own, 50.0), pct(&own, 99.0));
+        let (t50, t99) = (pct(&total, 50.0), pct(&total, 99.0));
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "{backend:<10} {label:<58} {:>8.2} ms {:>8.2} ms {:>5}",
-            p50.as_secs_f64() * 1e3,
-            p99.as_secs_f64() * 1e3,
+            "{backend:<10} {label:<58} {:>8.2} ms {:>8.2} ms {:>8.2} ms {:>8.2} ms {:>5}",
+            ms(p50),
+            ms(p99),
+            ms(t50),
+            ms(t99),
             v.len()
         );
         let k = |f: &str| format!("RESULT step.{backend}.{name}.{f}");
         println!("{} {}", k("p50_us"), p50.as_micros());
         println!("{} {}", k("p99_us"), p99.as_micros());
+        println!("{} {}", k("total_p50_us"), t50.as_micros());
+        println!("{} {}", k("total_p99_us"), t99.as_micros());
         println!("{} {}", k("n"), v.len());
     }
     Ok(())
@@ -430,10 +473,10 @@ async fn measure(quick: bool, pg: Option<String>) -> anyhow::Result<()> {
         }
     }
     println!();
-    println!("Hoist's own time per step (100 tags; {rounds} rounds one at a time)");
+    println!("Hoist's own time per step (100 tags; {rounds} rounds one at a time): own = end to end minus the Bitbucket simulator's time answering the calls on the way");
     println!(
-        "{:<10} {:<58} {:>11} {:>11} {:>5}",
-        "backend", "step", "p50", "p99", "n"
+        "{:<10} {:<58} {:>11} {:>11} {:>11} {:>11} {:>5}",
+        "backend", "step", "own p50", "own p99", "e2e p50", "e2e p99", "n"
     );
     for backend in &backends {
         let url = match (&mut pg, *backend) {
