@@ -13,6 +13,7 @@ mod model;
 mod releases;
 mod sql;
 mod sqlite_ingest;
+mod write_lock;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -69,10 +70,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite has one writer at a time. Queueing writers here, in order, is much faster than
-    /// letting them collide and sleep in SQLite's busy handler. (Other processes on the same file
-    /// still meet the busy handler; PostgreSQL needs no such lock.)
-    writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite has one writer at a time: they queue here ([`write_lock`]). (Other processes on
+    /// the same file still meet the busy handler; PostgreSQL needs no such lock.)
+    writer: Option<Arc<write_lock::WriteLock>>,
     /// The task that records deliveries in shared commits (absent in the task's own handle).
     writer_task: Option<ingest::Writer>,
 }
@@ -126,7 +126,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(StoreError::Unavailable)?;
-        let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let writer = (backend == Backend::Sqlite).then(Arc::default);
         let mut store = Self {
             pool,
             backend,
@@ -175,7 +175,7 @@ impl Store {
     /// so that a read-then-write never fails halfway on a concurrent writer.
     pub async fn begin(&self) -> Result<Tx> {
         let guard = match &self.writer {
-            Some(w) => Some(w.clone().lock_owned().await),
+            Some(w) => Some(w.other().await),
             None => None,
         };
         let tx = match self.backend {

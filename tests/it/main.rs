@@ -8,6 +8,7 @@ mod cli;
 mod durability;
 mod exposure;
 mod hostile;
+mod ingest;
 mod limits;
 mod process;
 mod pushes;

@@ -473,7 +473,9 @@ async fn measure(quick: bool, pg: Option<String>) -> anyhow::Result<()> {
         }
     }
     println!();
-    println!("Hoist's own time per step (100 tags; {rounds} rounds one at a time): own = end to end minus the Bitbucket simulator's time answering the calls on the way");
+    println!(
+        "Hoist's own time per step (100 tags; {rounds} rounds one at a time): own = end to end minus the Bitbucket simulator's time answering the calls on the way"
+    );
     println!(
         "{:<10} {:<58} {:>11} {:>11} {:>11} {:>11} {:>5}",
         "backend", "step", "own p50", "own p99", "e2e p50", "e2e p99", "n"
