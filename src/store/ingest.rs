@@ -6,10 +6,11 @@
 //! every request once that transaction is committed. A 2xx still means durable: nobody is
 //! answered before the commit that holds their write.
 
+use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 use super::model::{Ingested, NewDelivery, NewRelease};
-use super::{Result, Store, StoreError, Tx};
+use super::{Result, Store, StoreError, Tx, now_ms};
 use crate::domain::JobSpec;
 
 /// The most writes one transaction takes.
@@ -125,10 +126,11 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Request>) {
     }
 }
 
-/// Applies a batch in one transaction. PostgreSQL aborts a transaction at its first error, and
-/// a savepoint per request would double the round trips, so the batch runs without them; when a
-/// request fails (another replica won a unique key, say), the batch is rolled back and every
-/// request is applied alone, where a conflict's retry finds what the other writer committed.
+/// Applies a batch in one transaction ([`Tx::apply_batch`]). PostgreSQL aborts a transaction at
+/// its first error, and a savepoint per request would double the round trips, so the batch runs
+/// without them; when a request fails (another replica won a unique key, say), the batch is
+/// rolled back and every request is applied alone, where a conflict's retry finds what the other
+/// writer committed.
 async fn apply_batch(store: &Store, batch: Vec<Request>) {
     let mut tx = match store.begin().await {
         Ok(tx) => tx,
@@ -140,18 +142,14 @@ async fn apply_batch(store: &Store, batch: Vec<Request>) {
             return;
         }
     };
-    let mut done = Vec::with_capacity(batch.len());
-    let mut failed = false;
-    for (op, _) in &batch {
-        match tx.apply_ingest(op).await {
-            Ok(v) => done.push(v),
-            Err(e) => {
-                tracing::debug!(error = %e, "an ingest in a batch failed; applying the batch one by one");
-                failed = true;
-                break;
-            }
+    let ops: Vec<&Ingest> = batch.iter().map(|(op, _)| op).collect();
+    let (done, failed) = match tx.apply_batch(&ops).await {
+        Ok(done) => (done, false),
+        Err(e) => {
+            tracing::debug!(error = %e, "an ingest in a batch failed; applying the batch one by one");
+            (Vec::new(), true)
         }
-    }
+    };
     if !failed {
         match tx.commit().await {
             Ok(()) => {
@@ -175,7 +173,179 @@ async fn apply_batch(store: &Store, batch: Vec<Request>) {
     }
 }
 
+/// Rows per multi-row statement: a batch is cut into these sizes (37 = 16 + 16 + 4 + 1), so that
+/// each connection prepares at most four shapes of each statement.
+const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+fn chunked<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let size = CHUNKS.into_iter().find(|&c| c <= rows.len())?;
+        let (chunk, rest) = rows.split_at(size);
+        rows = rest;
+        Some(chunk)
+    })
+}
+
+/// `rows` tuples for a multi-row `VALUES`: `row(p)` writes one, where `p(k)` is the placeholder
+/// of its `k`th parameter (from 1), and each row takes `width` parameters.
+fn values(rows: usize, width: usize, row: impl Fn(&dyn Fn(usize) -> String) -> String) -> String {
+    (0..rows)
+        .map(|r| row(&|k| format!("${}", r * width + k)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Tx {
+    /// The writes of a batch, answered in its order. Keyed deliveries (every CircleCI webhook)
+    /// go in with one multi-row statement per chunk, their build jobs likewise, and the rest
+    /// (tickets, keyless deliveries) one at a time: a round trip per chunk, not per request.
+    pub(crate) async fn apply_batch(&mut self, ops: &[&Ingest]) -> Result<Vec<Ingested>> {
+        let mut out: Vec<Option<Ingested>> = vec![None; ops.len()];
+        let keyed: Vec<usize> = (0..ops.len())
+            .filter(
+                |&i| matches!(ops[i], Ingest::Delivery { delivery, .. } if delivery.key.is_some()),
+            )
+            .collect();
+        let mut ids = std::collections::HashMap::new();
+        for chunk in chunked(&keyed) {
+            self.insert_deliveries_once(ops, chunk, &mut ids).await?;
+        }
+        let mut claimed = std::collections::HashSet::new();
+        let mut jobs = Vec::new();
+        for &i in &keyed {
+            let Ingest::Delivery {
+                delivery,
+                build_lane,
+                max_attempts,
+                ..
+            } = ops[i]
+            else {
+                unreachable!("keyed holds deliveries only")
+            };
+            let key = (delivery.source, delivery.key.as_deref().unwrap_or_default());
+            out[i] = Some(match ids.get(&key) {
+                // The first request with this key in the batch is the one recorded.
+                Some(&delivery_id) if claimed.insert(key) => match build_lane {
+                    Some(lane) => {
+                        jobs.push((delivery_id, lane.as_str(), *max_attempts));
+                        Ingested::Queued { delivery_id }
+                    }
+                    None => Ingested::Ignored { delivery_id },
+                },
+                Some(&delivery_id) => Ingested::Duplicate {
+                    delivery_id,
+                    release_id: None,
+                },
+                None => self.duplicate_of(delivery).await?,
+            });
+        }
+        for chunk in chunked(&jobs) {
+            self.enqueue_builds(chunk).await?;
+        }
+        for (i, op) in ops.iter().enumerate() {
+            if out[i].is_none() {
+                out[i] = Some(self.apply_ingest(op).await?);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|v| v.expect("every request answered"))
+            .collect())
+    }
+
+    /// Inserts the deliveries `ops[i]` for `i` in `chunk` (all keyed), skipping keys taken, and
+    /// notes the id of every row inserted under its (source, key).
+    async fn insert_deliveries_once<'o>(
+        &mut self,
+        ops: &[&'o Ingest],
+        chunk: &[usize],
+        ids: &mut std::collections::HashMap<(&'static str, &'o str), i64>,
+    ) -> Result<()> {
+        let rows = values(chunk.len(), 7, |p| {
+            format!(
+                "({}, {}, {}, {}, {}, {}, {}, NULL)",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7)
+            )
+        });
+        let sql = format!(
+            "INSERT INTO deliveries (source, delivery_key, event, client_ip, received_at, body, outcome, release_id)
+             VALUES {rows} ON CONFLICT (source, delivery_key) WHERE delivery_key IS NOT NULL DO NOTHING
+             RETURNING id, source, delivery_key"
+        );
+        let now = now_ms();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut sent = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            let Ingest::Delivery {
+                delivery: d,
+                outcome,
+                ..
+            } = ops[i]
+            else {
+                unreachable!("chunks hold deliveries only")
+            };
+            let key = d.key.as_deref().unwrap_or_default();
+            sent.push((d.source, key));
+            query = query
+                .bind(d.source)
+                .bind(key)
+                .bind(&d.event)
+                .bind(d.client_ip.as_deref())
+                .bind(now)
+                .bind(&d.body)
+                .bind(outcome.as_str());
+        }
+        for row in query.fetch_all(self.conn()).await? {
+            let (source, key): (String, String) =
+                (row.try_get("source")?, row.try_get("delivery_key")?);
+            if let Some(&sent) = sent.iter().find(|(s, k)| *s == source && *k == key) {
+                ids.insert(sent, row.try_get("id")?);
+            }
+        }
+        Ok(())
+    }
+
+    /// One `handle_build` job per (delivery, lane, max attempts).
+    async fn enqueue_builds(&mut self, jobs: &[(i64, &str, u32)]) -> Result<()> {
+        let rows = values(jobs.len(), 5, |p| {
+            format!(
+                "({}, NULL, {}, {}, 'queued', 0, {}, {}, {}, {})",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(5),
+                p(5)
+            )
+        });
+        let sql = format!(
+            "INSERT INTO jobs (kind, release_id, lane, payload, state, attempts, max_attempts, run_at, created_at, updated_at)
+             VALUES {rows}"
+        );
+        let now = now_ms();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for &(delivery_id, lane, max_attempts) in jobs {
+            let spec = JobSpec::HandleBuild { delivery_id };
+            let payload =
+                serde_json::to_string(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            query = query
+                .bind(spec.kind())
+                .bind(lane)
+                .bind(payload)
+                .bind(i64::from(max_attempts))
+                .bind(now);
+        }
+        query.execute(self.conn()).await?;
+        Ok(())
+    }
+
     /// The writes of one delivery.
     pub(crate) async fn apply_ingest(&mut self, op: &Ingest) -> Result<Ingested> {
         match op {
