@@ -134,13 +134,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Request>) {
 async fn apply_batch(store: &Store, batch: Vec<Request>) {
     let mut tx = match store.begin().await {
         Ok(tx) => tx,
-        Err(e) => {
-            let message = e.to_string();
-            for (_, reply) in batch {
-                let _ = reply.send(Err(StoreError::Failed(message.clone())));
-            }
-            return;
-        }
+        Err(e) => return fail_all(batch, &e),
     };
     let ops: Vec<&Ingest> = batch.iter().map(|(op, _)| op).collect();
     let (done, failed) = match tx.apply_batch(&ops).await {
@@ -159,10 +153,7 @@ async fn apply_batch(store: &Store, batch: Vec<Request>) {
             }
             Err(e) => {
                 tracing::error!(error = %e, writes = batch.len(), "ingest batch commit failed");
-                let message = e.to_string();
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(StoreError::Failed(message.clone())));
-                }
+                fail_all(batch, &e);
             }
         }
         return;
@@ -170,6 +161,14 @@ async fn apply_batch(store: &Store, batch: Vec<Request>) {
     let _ = tx.rollback().await;
     for (op, reply) in batch {
         let _ = reply.send(store.ingest_alone(op).await);
+    }
+}
+
+/// Answers every request of a batch that could not be written with the reason.
+pub(super) fn fail_all(batch: Vec<Request>, error: &dyn std::fmt::Display) {
+    let message = error.to_string();
+    for (_, reply) in batch {
+        let _ = reply.send(Err(StoreError::Failed(message.clone())));
     }
 }
 

@@ -82,28 +82,52 @@ impl Store {
              RETURNING id, payload, attempts, max_attempts, created_at"
         );
         let now = now_ms();
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now + lease_ms)
-            .bind(worker)
-            .bind(now)
-            .fetch_optional(tx.conn())
-            .await?;
+        let row = match self.backend {
+            // One statement, so one round trip: the claim and its attempt record commit together.
+            Backend::Postgres => {
+                let sql = format!(
+                    "WITH claimed AS ({sql}),
+                     attempt AS (INSERT INTO job_attempts (job_id, attempt, worker, started_at)
+                                 SELECT id, attempts, $2, $3 FROM claimed)
+                     SELECT id, payload, attempts, max_attempts, created_at FROM claimed"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(now + lease_ms)
+                    .bind(worker)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            // SQLite has no writes inside WITH: the two statements share a transaction.
+            Backend::Sqlite => {
+                let mut tx = self.begin().await?;
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(now + lease_ms)
+                    .bind(worker)
+                    .bind(now)
+                    .fetch_optional(tx.conn())
+                    .await?;
+                let Some(row) = row else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                sqlx::query("INSERT INTO job_attempts (job_id, attempt, worker, started_at) VALUES ($1, $2, $3, $4)")
+                    .bind(row.try_get::<i64, _>("id")?)
+                    .bind(row.try_get::<i64, _>("attempts")?)
+                    .bind(worker)
+                    .bind(now)
+                    .execute(tx.conn())
+                    .await?;
+                tx.commit().await?;
+                Some(row)
+            }
+        };
         let Some(row) = row else {
-            tx.rollback().await?;
             return Ok(None);
         };
         let id: i64 = row.try_get("id")?;
         let attempt: i64 = row.try_get("attempts")?;
         let payload: String = row.try_get("payload")?;
-        sqlx::query("INSERT INTO job_attempts (job_id, attempt, worker, started_at) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(attempt)
-            .bind(worker)
-            .bind(now)
-            .execute(tx.conn())
-            .await?;
-        tx.commit().await?;
         let spec = serde_json::from_str(&payload)
             .map_err(|e| StoreError::Corrupt(format!("job {id} payload: {e}")))?;
         Ok(Some(ClaimedJob {
@@ -298,15 +322,19 @@ impl Tx {
     /// Marks a claimed job done. `false` (and nothing written) when this worker no longer holds the
     /// claim: another worker took the job over, and its result is the one that counts.
     pub async fn finish_job(&mut self, job: &ClaimedJob, outcome: &str) -> Result<bool> {
-        let now = now_ms();
-        let held = self.close_attempt(job, "done", outcome, None).await?;
-        if held {
-            sqlx::query("UPDATE jobs SET state = 'done', finished_at = $1, updated_at = $1, lease_until = NULL WHERE id = $2")
-                .bind(now)
-                .bind(job.id)
-                .execute(self.conn())
-                .await?;
-        }
+        let held = sqlx::query(
+            "UPDATE jobs SET state = 'done', finished_at = $1, updated_at = $1, lease_until = NULL
+             WHERE id = $2 AND claimed_by = $3 AND attempts = $4 AND state = 'running'",
+        )
+        .bind(now_ms())
+        .bind(job.id)
+        .bind(&job.worker)
+        .bind(job.attempt)
+        .execute(self.conn())
+        .await?
+        .rows_affected()
+            == 1;
+        self.close_attempt(job, held, outcome, None).await?;
         Ok(held)
     }
 
@@ -324,47 +352,37 @@ impl Tx {
         } else {
             "failed"
         };
-        let held = self.close_attempt(job, state, "error", Some(error)).await?;
-        if held {
-            sqlx::query(
-                "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = $3, lease_until = NULL,
-                 finished_at = $4, updated_at = $5 WHERE id = $6",
-            )
-            .bind(state)
-            .bind(retry_at)
-            .bind(error)
-            .bind(if retry_at.is_some() { None } else { Some(now) })
-            .bind(now)
-            .bind(job.id)
-            .execute(self.conn())
-            .await?;
-        }
+        let held = sqlx::query(
+            "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = $3, lease_until = NULL,
+             finished_at = $4, updated_at = $5
+             WHERE id = $6 AND claimed_by = $7 AND attempts = $8 AND state = 'running'",
+        )
+        .bind(state)
+        .bind(retry_at)
+        .bind(error)
+        .bind(if retry_at.is_some() { None } else { Some(now) })
+        .bind(now)
+        .bind(job.id)
+        .bind(&job.worker)
+        .bind(job.attempt)
+        .execute(self.conn())
+        .await?
+        .rows_affected()
+            == 1;
+        self.close_attempt(job, held, "error", Some(error)).await?;
         Ok(held)
     }
 
+    /// Closes this worker's attempt. The job's own row changed only if the claim was still
+    /// `held` (the row named this worker and attempt, running): the update above checked that
+    /// and, on PostgreSQL, locked the row until the commit.
     async fn close_attempt(
         &mut self,
         job: &ClaimedJob,
-        _state: &str,
+        held: bool,
         outcome: &str,
         error: Option<&str>,
-    ) -> Result<bool> {
-        // The claim is ours only while the row still names this worker and attempt.
-        let lock = if self.backend == Backend::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT 1 AS one FROM jobs WHERE id = $1 AND claimed_by = $2 AND attempts = $3 AND state = 'running'{lock}"
-        );
-        let held = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(job.id)
-            .bind(&job.worker)
-            .bind(job.attempt)
-            .fetch_optional(self.conn())
-            .await?
-            .is_some();
+    ) -> Result<()> {
         sqlx::query("UPDATE job_attempts SET finished_at = $1, outcome = $2, error = $3 WHERE job_id = $4 AND attempt = $5 AND worker = $6")
             .bind(now_ms())
             .bind(if held { outcome } else { "lost lease" })
@@ -374,6 +392,6 @@ impl Tx {
             .bind(&job.worker)
             .execute(self.conn())
             .await?;
-        Ok(held)
+        Ok(())
     }
 }

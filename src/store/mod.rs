@@ -183,11 +183,7 @@ impl Store {
             Backend::Postgres => self.pool.begin().await,
         }
         .map_err(StoreError::Unavailable)?;
-        Ok(Tx {
-            tx,
-            backend: self.backend,
-            _writer: guard,
-        })
+        Ok(Tx { tx, _writer: guard })
     }
 
     /// Runs `f` in a transaction, retrying a few times on a conflict with a concurrent writer.
@@ -226,7 +222,6 @@ impl Store {
 /// A write transaction with the store's operations on it.
 pub struct Tx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
-    backend: Backend,
     /// Held until the transaction ends (declared after `tx`, so dropped after it).
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }

@@ -118,6 +118,24 @@ impl Store {
     }
 }
 
+/// [`sql::INSERT_DELIVERY`] or [`sql::INSERT_DELIVERY_ONCE`] with a delivery's values.
+fn delivery_query<'q>(
+    statement: &'static str,
+    d: &'q NewDelivery,
+    outcome: &'q str,
+    release_id: Option<i64>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(statement)
+        .bind(d.source)
+        .bind(d.key.as_deref())
+        .bind(&d.event)
+        .bind(d.client_ip.as_deref())
+        .bind(now_ms())
+        .bind(&d.body)
+        .bind(outcome)
+        .bind(release_id)
+}
+
 /// A tag to record.
 pub struct NewTag<'a> {
     pub project: &'a str,
@@ -164,15 +182,7 @@ impl Tx {
         outcome: &str,
         release_id: Option<i64>,
     ) -> Result<i64> {
-        let row = sqlx::query(sql::INSERT_DELIVERY)
-            .bind(d.source)
-            .bind(d.key.as_deref())
-            .bind(&d.event)
-            .bind(d.client_ip.as_deref())
-            .bind(now_ms())
-            .bind(&d.body)
-            .bind(outcome)
-            .bind(release_id)
+        let row = delivery_query(sql::INSERT_DELIVERY, d, outcome, release_id)
             .fetch_one(self.conn())
             .await?;
         Ok(row.try_get("id")?)
@@ -184,15 +194,7 @@ impl Tx {
         d: &NewDelivery,
         outcome: &str,
     ) -> Result<Option<i64>> {
-        let row = sqlx::query(sql::INSERT_DELIVERY_ONCE)
-            .bind(d.source)
-            .bind(d.key.as_deref())
-            .bind(&d.event)
-            .bind(d.client_ip.as_deref())
-            .bind(now_ms())
-            .bind(&d.body)
-            .bind(outcome)
-            .bind(None::<i64>)
+        let row = delivery_query(sql::INSERT_DELIVERY_ONCE, d, outcome, None)
             .fetch_optional(self.conn())
             .await?;
         Ok(row.map(|r| r.try_get("id")).transpose()?)

@@ -59,7 +59,11 @@ pub async fn run(app: &App, job: &ClaimedJob, release_id: i64) -> StepResult {
         tx.commit().await?;
         return Ok(());
     };
-    if r.commit_verified_at.is_none() {
+    // Recording the check and reading Hoist's tags are independent: both at once.
+    let verified = async {
+        if r.commit_verified_at.is_some() {
+            return Ok::<_, StepError>(());
+        }
         let mut tx = app.store.begin().await?;
         tx.set_commit_verified(r.id, &full).await?;
         tx.add_event(
@@ -73,16 +77,22 @@ pub async fn run(app: &App, job: &ClaimedJob, release_id: i64) -> StepResult {
         )
         .await?;
         tx.commit().await?;
-    }
+        Ok(())
+    };
+    let (verified, known) = tokio::join!(verified, app.store.known_tags(&r.project, &r.env));
+    verified?;
+    let known = known?;
 
     // 2. A commit that already carries a tag of this family keeps it: a re-assigned ticket must
-    //    not mint a second version. Hoist's own record first, then the repository.
-    let known = app.store.tags_for_commit(&r.project, &r.env, &full).await?;
-    if let Some(t) = known
+    //    not mint a second version. Hoist's own record first (its highest version on this
+    //    commit), then the repository.
+    if let Some((v, name)) = known
         .iter()
-        .find_map(|t| scheme.parse_tag(&t.name).map(|v| (v, t.name.clone())))
+        .filter(|t| t.commit == full || t.commit.starts_with(&full))
+        .filter_map(|t| scheme.parse_tag(&t.name).map(|v| (v, t.name.clone())))
+        .max_by_key(|(v, _)| *v)
     {
-        return record(app, job, &r, &t.1, t.0, &full, true, "hoist").await;
+        return record(app, job, &r, &name, v, &full, true, "hoist").await;
     }
     let tags = family_tags(app, repo, &scheme).await?;
     if let Some((v, name)) = scheme.highest(
@@ -96,13 +106,7 @@ pub async fn run(app: &App, job: &ClaimedJob, release_id: i64) -> StepResult {
     // 3. The next version after the highest of all existing tags (and any Hoist recorded that a
     //    listing might not show yet).
     let mut names: Vec<String> = tags.into_iter().map(|t| t.name).collect();
-    names.extend(
-        app.store
-            .known_tags(&r.project, &r.env)
-            .await?
-            .into_iter()
-            .map(|t| t.name),
-    );
+    names.extend(known.into_iter().map(|t| t.name));
     let mut taken: HashSet<Version> = HashSet::new();
     for _ in 0..MAX_CONFLICTS {
         let alloc = scheme.next(names.iter().map(String::as_str), initial, &taken);
