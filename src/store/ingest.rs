@@ -1,10 +1,12 @@
 //! Recording inbound deliveries, with commits shared between requests.
 //!
 //! One commit per request caps ingest at the disk's commit rate. Instead, requests hand their
-//! write to a writer task, which applies everything that arrived together in one transaction
-//! (each request inside its own savepoint, so one failure does not undo the others) and answers
-//! every request once that transaction is committed. A 2xx still means durable: nobody is
-//! answered before the commit that holds their write.
+//! write to a writer, which applies everything that arrived together in one transaction, so that
+//! one failure does not undo the others, and answers every request once that transaction is
+//! committed. A 2xx still means durable: nobody is answered before the commit that holds their
+//! write. On SQLite the writer is a thread with a connection of its own
+//! ([`super::sqlite_ingest`], a savepoint per request); on PostgreSQL it is the task here, which
+//! writes keyed deliveries with multi-row inserts and redoes a failed batch one request at a time.
 
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
@@ -36,7 +38,7 @@ pub enum Ingest {
 
 pub(super) type Request = (Ingest, oneshot::Sender<Result<Ingested>>);
 
-/// The handle requests use to reach the writer task.
+/// The handle requests use to reach the writer (thread or task).
 #[derive(Clone)]
 pub(crate) struct Writer(mpsc::Sender<Request>);
 
