@@ -60,16 +60,19 @@ pub async fn run(app: &App, job: &ClaimedJob, delivery_id: i64) -> StepResult {
         tx.rollback().await?;
         return Ok(());
     }
-    tx.record_tag(&NewTag {
-        project: &project.name,
-        env: &found.env,
-        name: &found.tag,
-        commit: &found.commit,
-        version: found.version,
-        release_id: None,
-        origin: found.origin,
-    })
-    .await?;
+    // A tag found in Hoist's own record is recorded already.
+    if found.origin != "hoist" {
+        tx.record_tag(&NewTag {
+            project: &project.name,
+            env: &found.env,
+            name: &found.tag,
+            commit: &found.commit,
+            version: found.version,
+            release_id: None,
+            origin: found.origin,
+        })
+        .await?;
+    }
     let release = match tx
         .release_for_build(&project.name, &found.tag, &found.commit)
         .await?
