@@ -13,7 +13,7 @@ pub async fn store_url() -> Option<String> {
     let base = std::env::var("HOIST_TEST_PG")
         .ok()
         .filter(|s| !s.is_empty())?;
-    let name = format!("hoist_test_{}", uuid::Uuid::new_v4().simple());
+    let name = format!("{}_{}", db_prefix(), uuid::Uuid::new_v4().simple());
     let admin = format!("{}/postgres", base.trim_end_matches('/'));
     sqlx::any::install_default_drivers();
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
@@ -24,6 +24,19 @@ pub async fn store_url() -> Option<String> {
         .await
         .expect("create test database");
     Some(format!("{}/{name}", base.trim_end_matches('/')))
+}
+
+/// The start of every test database's name: `HOIST_TEST_DB_PREFIX` (scripts/test.sh sets one per
+/// run and drops that run's databases when it ends), else `hoist_test`.
+pub fn db_prefix() -> String {
+    std::env::var("HOIST_TEST_DB_PREFIX")
+        .ok()
+        .filter(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
+        .unwrap_or_else(|| "hoist_test".into())
 }
 
 pub async fn stack() -> Stack {

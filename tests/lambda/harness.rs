@@ -224,7 +224,16 @@ async fn pg_database() -> Option<String> {
         .ok()
         .filter(|s| !s.is_empty())?;
     let base = base.trim_end_matches('/').to_string();
-    let name = format!("hoist_lambda_{}", uuid::Uuid::new_v4().simple());
+    // `HOIST_TEST_DB_PREFIX`: as tests/it/util.rs (scripts/test.sh drops its run's databases).
+    let prefix = std::env::var("HOIST_TEST_DB_PREFIX")
+        .ok()
+        .filter(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
+        .unwrap_or_else(|| "hoist_test".into());
+    let name = format!("{prefix}_lambda_{}", uuid::Uuid::new_v4().simple());
     sqlx::any::install_default_drivers();
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("{base}/postgres"))
         .await
