@@ -117,15 +117,20 @@ impl Store {
 
 async fn run(store: Store, mut rx: mpsc::Receiver<Request>) {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-        apply_batch(&store, batch).await;
+        apply_batch(&store, batch(first, &mut rx)).await;
     }
+}
+
+/// `first` and whatever else is waiting already, up to [`MAX_BATCH`]: what one commit takes.
+pub(super) fn batch(first: Request, rx: &mut mpsc::Receiver<Request>) -> Vec<Request> {
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(r) => batch.push(r),
+            Err(_) => break,
+        }
+    }
+    batch
 }
 
 /// Applies a batch in one transaction ([`Tx::apply_batch`]). PostgreSQL aborts a transaction at
@@ -139,26 +144,24 @@ async fn apply_batch(store: &Store, batch: Vec<Request>) {
         Err(e) => return fail_all(batch, &e),
     };
     let ops: Vec<&Ingest> = batch.iter().map(|(op, _)| op).collect();
-    let (done, failed) = match tx.apply_batch(&ops).await {
-        Ok(done) => (done, false),
-        Err(e) => {
-            tracing::debug!(error = %e, "an ingest in a batch failed; applying the batch one by one");
-            (Vec::new(), true)
-        }
-    };
-    if !failed {
-        match tx.commit().await {
-            Ok(()) => {
-                for ((_, reply), v) in batch.into_iter().zip(done) {
-                    let _ = reply.send(Ok(v));
+    match tx.apply_batch(&ops).await {
+        Ok(done) => {
+            match tx.commit().await {
+                Ok(()) => {
+                    for ((_, reply), v) in batch.into_iter().zip(done) {
+                        let _ = reply.send(Ok(v));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, writes = batch.len(), "ingest batch commit failed");
+                    fail_all(batch, &e);
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, writes = batch.len(), "ingest batch commit failed");
-                fail_all(batch, &e);
-            }
+            return;
         }
-        return;
+        Err(e) => {
+            tracing::debug!(error = %e, "an ingest in a batch failed; applying the batch one by one");
+        }
     }
     let _ = tx.rollback().await;
     for (op, reply) in batch {
@@ -425,10 +428,13 @@ impl Tx {
 
     /// The earlier delivery with `d`'s key.
     async fn duplicate_of(&mut self, d: &NewDelivery) -> Result<Ingested> {
-        self.find_duplicate(d).await?.ok_or_else(|| {
-            StoreError::Failed("a delivery key conflicted, but no delivery has it".into())
-        })
+        self.find_duplicate(d).await?.ok_or_else(no_duplicate)
     }
+}
+
+/// A delivery's key conflicted (its insert did nothing) yet no delivery holds it.
+pub(super) fn no_duplicate() -> StoreError {
+    StoreError::Failed("a delivery key conflicted, but no delivery has it".into())
 }
 
 /// The outcome of the delivery that starts a release.

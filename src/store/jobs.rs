@@ -322,20 +322,7 @@ impl Tx {
     /// Marks a claimed job done. `false` (and nothing written) when this worker no longer holds the
     /// claim: another worker took the job over, and its result is the one that counts.
     pub async fn finish_job(&mut self, job: &ClaimedJob, outcome: &str) -> Result<bool> {
-        let held = sqlx::query(
-            "UPDATE jobs SET state = 'done', finished_at = $1, updated_at = $1, lease_until = NULL
-             WHERE id = $2 AND claimed_by = $3 AND attempts = $4 AND state = 'running'",
-        )
-        .bind(now_ms())
-        .bind(job.id)
-        .bind(&job.worker)
-        .bind(job.attempt)
-        .execute(self.conn())
-        .await?
-        .rows_affected()
-            == 1;
-        self.close_attempt(job, held, outcome, None).await?;
-        Ok(held)
+        self.end_claim(job, "done", None, None, outcome).await
     }
 
     /// Records a failed attempt: back to the queue at `retry_at`, or `failed` for good when it is
@@ -346,15 +333,31 @@ impl Tx {
         error: &str,
         retry_at: Option<i64>,
     ) -> Result<bool> {
-        let now = now_ms();
         let state = if retry_at.is_some() {
             "queued"
         } else {
             "failed"
         };
+        self.end_claim(job, state, retry_at, Some(error), "error")
+            .await
+    }
+
+    /// Ends this worker's claim on `job`: the job moves to `state` (finished now unless it is
+    /// queued again at `retry_at`, with `error` as its last error if given), only if the row still
+    /// names this worker and attempt and is running; the attempt is closed either way. Answers
+    /// whether the claim was still held.
+    async fn end_claim(
+        &mut self,
+        job: &ClaimedJob,
+        state: &str,
+        retry_at: Option<i64>,
+        error: Option<&str>,
+        outcome: &str,
+    ) -> Result<bool> {
+        let now = now_ms();
         let held = sqlx::query(
-            "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = $3, lease_until = NULL,
-             finished_at = $4, updated_at = $5
+            "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error),
+             lease_until = NULL, finished_at = $4, updated_at = $5
              WHERE id = $6 AND claimed_by = $7 AND attempts = $8 AND state = 'running'",
         )
         .bind(state)
@@ -369,13 +372,13 @@ impl Tx {
         .await?
         .rows_affected()
             == 1;
-        self.close_attempt(job, held, "error", Some(error)).await?;
+        self.close_attempt(job, held, outcome, error).await?;
         Ok(held)
     }
 
     /// Closes this worker's attempt. The job's own row changed only if the claim was still
-    /// `held` (the row named this worker and attempt, running): the update above checked that
-    /// and, on PostgreSQL, locked the row until the commit.
+    /// `held`: [`Self::end_claim`]'s update checked that and, on PostgreSQL, locked the row until
+    /// the commit.
     async fn close_attempt(
         &mut self,
         job: &ClaimedJob,

@@ -73,7 +73,8 @@ pub struct Store {
     /// SQLite has one writer at a time: they queue here ([`write_lock`]). (Other processes on
     /// the same file still meet the busy handler; PostgreSQL needs no such lock.)
     writer: Option<Arc<write_lock::WriteLock>>,
-    /// The task that records deliveries in shared commits (absent in the task's own handle).
+    /// The writer that records deliveries in shared commits: SQLite's thread or PostgreSQL's
+    /// task (absent in the task's own handle).
     writer_task: Option<ingest::Writer>,
 }
 

@@ -20,7 +20,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
 use super::ingest::{
-    Ingest, MAX_BATCH, RELEASE_STARTED, Request, Writer, fail_all, joined_outcome,
+    Ingest, MAX_BATCH, RELEASE_STARTED, Request, Writer, batch, fail_all, joined_outcome,
+    no_duplicate,
 };
 use super::model::{Ingested, NewDelivery, NewRelease};
 use super::write_lock::WriteLock;
@@ -123,13 +124,7 @@ fn open(path: &Path, fsync: bool) -> Result<Connection> {
 /// Until every sender is gone (the store dropped), applies what arrived together.
 fn run(mut conn: Connection, lock: &WriteLock, mut rx: mpsc::Receiver<Request>) {
     while let Some(first) = rx.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
+        let batch = batch(first, &mut rx);
         let _writer = lock.ingest();
         apply_batch(&mut conn, batch);
     }
@@ -196,9 +191,7 @@ fn apply(c: &Connection, op: &Ingest) -> Result<Ingested> {
             let Some(delivery_id) =
                 insert_delivery(c, sql::INSERT_DELIVERY_ONCE, delivery, outcome, None)?
             else {
-                return find_duplicate(c, delivery)?.ok_or_else(|| {
-                    StoreError::Failed("a delivery key conflicted, but no delivery has it".into())
-                });
+                return find_duplicate(c, delivery)?.ok_or_else(no_duplicate);
             };
             match build_lane {
                 Some(lane) => {

@@ -53,3 +53,49 @@ impl WriteLock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A writer already queued on the mutex when the ingest thread asks still lets it go first
+    /// (a plain FIFO mutex would serve the queued writer).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_ingest_thread_goes_before_a_writer_queued_earlier() {
+        let lock = Arc::new(WriteLock::default());
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = lock.other().await;
+
+        let queued = tokio::spawn({
+            let (lock, order) = (lock.clone(), order.clone());
+            async move {
+                let _guard = lock.other().await;
+                order.lock().unwrap().push("worker");
+            }
+        });
+        // The worker is now waiting on the mutex itself.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let ingest = std::thread::spawn({
+            let (lock, order) = (lock.clone(), order.clone());
+            move || {
+                let _guard = lock.ingest();
+                order.lock().unwrap().push("ingest");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        while !lock.ingest_waiting.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        drop(held);
+
+        tokio::task::spawn_blocking(move || ingest.join().unwrap())
+            .await
+            .unwrap();
+        queued.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), ["ingest", "worker"]);
+    }
+}

@@ -88,7 +88,7 @@ pub async fn run(app: &App, job: &ClaimedJob, release_id: i64) -> StepResult {
     //    commit), then the repository.
     if let Some((v, name)) = known
         .iter()
-        .filter(|t| t.commit == full || t.commit.starts_with(&full))
+        .filter(|t| t.commit == full)
         .filter_map(|t| scheme.parse_tag(&t.name).map(|v| (v, t.name.clone())))
         .max_by_key(|(v, _)| *v)
     {
