@@ -11,9 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 use tokio::sync::broadcast;
 
 use super::bitbucket::TagCreated;
@@ -81,10 +79,10 @@ pub struct CircleCiSim {
 
 /// The `circleci-signature` header for `body`: `v1=<hex HMAC-SHA256(secret, body)>`.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any size");
-    mac.update(body);
-    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "v1={}",
+        crate::sources::signature::sign_hex(&crate::config::Secret::new(secret), body)
+    )
 }
 
 impl CircleCiSim {

@@ -6,9 +6,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::Context;
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 /// The simulated Jira site.
 pub const SITE: &str = "https://acme.atlassian.net";
@@ -31,7 +29,12 @@ pub fn automation_body(repo: &str, commit: &str, issue: &str, env: Option<&str>)
 
 /// A stable Jira Cloud account id for a display name (24 hex digits, like real ones).
 fn account_id(name: &str) -> String {
-    hex::encode(&Sha256::digest(name.as_bytes())[..12])
+    hex::encode(&sha256(name.as_bytes())[..12])
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().try_into().expect("SHA-256 is 32 bytes")
 }
 
 /// A Jira Cloud user object as webhooks carry it.
@@ -55,7 +58,7 @@ fn user(name: &str) -> Value {
 }
 
 fn issue_id(issue_key: &str) -> String {
-    let digest = Sha256::digest(issue_key.as_bytes());
+    let digest = sha256(issue_key.as_bytes());
     (10_000 + u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % 90_000).to_string()
 }
 
@@ -119,10 +122,10 @@ pub fn issue_updated_other(issue_key: &str) -> Value {
 
 /// `X-Hub-Signature` for a Jira admin webhook with a secret: `sha256=<hex HMAC-SHA256>`.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any size");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "sha256={}",
+        crate::sources::signature::sign_hex(&crate::config::Secret::new(secret), body)
+    )
 }
 
 /// Sends what Jira would send.

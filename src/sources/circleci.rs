@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::{InputError, JsonLimits};
+use super::InputError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildEvent {
@@ -83,8 +83,9 @@ struct Named {
 
 pub fn parse(body: &[u8], event_header: Option<&str>) -> Result<BuildEvent, InputError> {
     // Straight into the payload's shape, without a `serde_json::Value` in between (this is every
-    // CircleCI webhook's path); the nesting ceiling first, as `parse_json` checks it.
-    JsonLimits::CEILING.check(body)?;
+    // CircleCI webhook's path). No separate nesting check: serde_json stops at its own recursion
+    // limit (`super::JsonLimits::CEILING`) while parsing, and the HTTP layer has checked the configured
+    // limits already.
     let p: Payload = serde_json::from_slice(body).map_err(|e| {
         if !e.is_data() {
             return InputError::json(&e);
@@ -249,6 +250,24 @@ mod tests {
         );
         assert_eq!(
             parse(br#"{"id": 5}"#, None).unwrap_err().code,
+            "invalid_field"
+        );
+    }
+
+    /// Parsing alone survives any nesting (the HTTP layer refuses bodies past the configured
+    /// depth before this runs): serde_json skips unread values without recursing, and stops at
+    /// its recursion limit in values it reads.
+    #[test]
+    fn deep_nesting_does_not_exhaust_the_stack() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let skipped = format!(
+            r#"{{"id": "x", "type": "job-completed", "extra": {}}}"#,
+            deep(100_000)
+        );
+        assert_eq!(parse(skipped.as_bytes(), None).unwrap().id, "x");
+        let read = format!(r#"{{"id": "x", "job": {{"name": {}}}}}"#, deep(100_000));
+        assert_eq!(
+            parse(read.as_bytes(), None).unwrap_err().code,
             "invalid_field"
         );
     }

@@ -8,8 +8,7 @@
 //! The expected MAC is computed once per request, whatever the number of signatures a header
 //! lists, so a header cannot make Hoist hash a large body many times.
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use ring::hmac;
 use subtle::ConstantTimeEq;
 
 use super::auth::AuthError;
@@ -54,11 +53,15 @@ impl SignatureFormat {
     }
 }
 
+/// HMAC-SHA256 with ring's SHA-256, which picks the fastest code this CPU runs (SHA extensions,
+/// AVX2, SSSE3): RustCrypto's `sha2` has only the SHA extensions or portable code, and without
+/// them hashing a 1.5 KB body was 18% of a webhook's time on the request threads.
 fn mac(secret: &Secret, body: &[u8]) -> [u8; 32] {
-    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.expose().as_bytes())
-        .expect("HMAC-SHA256 takes keys of any length");
-    m.update(body);
-    m.finalize().into_bytes().into()
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes());
+    let tag = hmac::sign(&key, body);
+    tag.as_ref()
+        .try_into()
+        .expect("an HMAC-SHA256 tag is 32 bytes")
 }
 
 /// Hex HMAC-SHA256 of `body` (for simulators and tests that sign).

@@ -71,6 +71,8 @@ impl Store {
         // Two index-backed lookups: a running job whose worker went silent (its lease expired)
         // comes first, then the oldest due queued job. Either must be the first unfinished job
         // of its lane.
+        // The state test is written as the partial index `jobs_active_lane` states it, so that
+        // both backends see the index answers it.
         let lane_free = "NOT EXISTS (SELECT 1 FROM jobs e WHERE e.lane = j.lane AND e.id < j.id AND e.state IN ('queued', 'running'))";
         let sql = format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, claimed_by = $2, updated_at = $3
@@ -81,6 +83,12 @@ impl Store {
                  ORDER BY j.run_at, j.id LIMIT 1 {lock}))
              RETURNING id, payload, attempts, max_attempts, created_at"
         );
+        // The worker's loops claim one at a time: concurrent claims from one process would only
+        // race for the same first rows (on PostgreSQL each loser still locks, re-reads and skips
+        // them). With 8 loops on PostgreSQL and 700 matched webhooks/s on 2 cores, ingest's p50
+        // and p99 were 21-24 ms and 65-108 ms with concurrent claims, 6-8 ms and 23-27 ms one at
+        // a time. Other replicas' claims still meet at the database, where SKIP LOCKED settles it.
+        let _one = self.claims.lock().await;
         let now = now_ms();
         let row = match self.backend {
             // One statement, so one round trip: the claim and its attempt record commit together.

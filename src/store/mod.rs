@@ -69,6 +69,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// One claim at a time from this process ([`Store::claim_job`]).
+    claims: Arc<tokio::sync::Mutex<()>>,
     backend: Backend,
     /// SQLite has one writer at a time: they queue here ([`write_lock`]). (Other processes on
     /// the same file still meet the busy handler; PostgreSQL needs no such lock.)
@@ -130,6 +132,7 @@ impl Store {
         let writer = (backend == Backend::Sqlite).then(Arc::default);
         let mut store = Self {
             pool,
+            claims: Arc::default(),
             backend,
             writer,
             writer_task: None,

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
 use super::ingest::{
@@ -122,31 +122,35 @@ fn open(path: &Path, fsync: bool) -> Result<Connection> {
 }
 
 /// Until every sender is gone (the store dropped), applies what arrived together.
-fn run(mut conn: Connection, lock: &WriteLock, mut rx: mpsc::Receiver<Request>) {
+fn run(conn: Connection, lock: &WriteLock, mut rx: mpsc::Receiver<Request>) {
     while let Some(first) = rx.blocking_recv() {
         let batch = batch(first, &mut rx);
         let _writer = lock.ingest();
-        apply_batch(&mut conn, batch);
+        apply_batch(&conn, batch);
     }
 }
 
-fn apply_batch(conn: &mut Connection, batch: Vec<Request>) {
-    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => return fail_all(batch, &e),
-    };
+fn apply_batch(conn: &Connection, batch: Vec<Request>) {
+    // BEGIN and COMMIT as cached statements: rusqlite's `Transaction` parses them anew each time.
+    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    if let Err(e) = run("BEGIN IMMEDIATE") {
+        return fail_all(batch, &e);
+    }
     let mut done = Vec::with_capacity(batch.len());
     for (op, reply) in batch {
-        done.push((reply, in_savepoint(&tx, &op)));
+        done.push((reply, in_savepoint(conn, &op)));
     }
-    match tx.commit() {
-        Ok(()) => {
+    match run("COMMIT") {
+        Ok(_) => {
             for (reply, r) in done {
                 let _ = reply.send(r);
             }
         }
         Err(e) => {
             tracing::error!(error = %e, writes = done.len(), "ingest batch commit failed");
+            if !conn.is_autocommit() {
+                let _ = run("ROLLBACK");
+            }
             let message = e.to_string();
             for (reply, _) in done {
                 let _ = reply.send(Err(StoreError::Failed(message.clone())));
