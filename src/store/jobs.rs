@@ -363,6 +363,32 @@ impl Tx {
         outcome: &str,
     ) -> Result<bool> {
         let now = now_ms();
+        let finished_at = if retry_at.is_some() { None } else { Some(now) };
+        if self.is_postgres() {
+            // One statement, so one round trip: the job's update, and its attempt closed with
+            // the outcome that update tells (PostgreSQL allows writes inside WITH).
+            let held: i64 = sqlx::query_scalar(
+                "WITH job AS (UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error),
+                              lease_until = NULL, finished_at = $4, updated_at = $5
+                              WHERE id = $6 AND claimed_by = $7 AND attempts = $8 AND state = 'running' RETURNING id),
+                 attempt AS (UPDATE job_attempts SET finished_at = $5,
+                                    outcome = CASE WHEN EXISTS (SELECT 1 FROM job) THEN $9 ELSE 'lost lease' END, error = $3
+                             WHERE job_id = $6 AND attempt = $8 AND worker = $7)
+                 SELECT COUNT(*) FROM job",
+            )
+            .bind(state)
+            .bind(retry_at)
+            .bind(error)
+            .bind(finished_at)
+            .bind(now)
+            .bind(job.id)
+            .bind(&job.worker)
+            .bind(job.attempt)
+            .bind(outcome)
+            .fetch_one(self.conn())
+            .await?;
+            return Ok(held == 1);
+        }
         let held = sqlx::query(
             "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error),
              lease_until = NULL, finished_at = $4, updated_at = $5
@@ -371,7 +397,7 @@ impl Tx {
         .bind(state)
         .bind(retry_at)
         .bind(error)
-        .bind(if retry_at.is_some() { None } else { Some(now) })
+        .bind(finished_at)
         .bind(now)
         .bind(job.id)
         .bind(&job.worker)
@@ -384,9 +410,9 @@ impl Tx {
         Ok(held)
     }
 
-    /// Closes this worker's attempt. The job's own row changed only if the claim was still
-    /// `held`: [`Self::end_claim`]'s update checked that and, on PostgreSQL, locked the row until
-    /// the commit.
+    /// Closes this worker's attempt (SQLite; on PostgreSQL [`Self::end_claim`]'s one statement
+    /// does it). The job's own row changed only if the claim was still `held`: the update before
+    /// this checked that.
     async fn close_attempt(
         &mut self,
         job: &ClaimedJob,

@@ -187,7 +187,11 @@ impl Store {
             Backend::Postgres => self.pool.begin().await,
         }
         .map_err(StoreError::Unavailable)?;
-        Ok(Tx { tx, _writer: guard })
+        Ok(Tx {
+            tx,
+            backend: self.backend,
+            _writer: guard,
+        })
     }
 
     /// Runs `f` in a transaction, retrying a few times on a conflict with a concurrent writer.
@@ -226,6 +230,7 @@ impl Store {
 /// A write transaction with the store's operations on it.
 pub struct Tx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
     /// Held until the transaction ends (declared after `tx`, so dropped after it).
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
@@ -241,5 +246,9 @@ impl Tx {
 
     pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.backend == Backend::Postgres
     }
 }

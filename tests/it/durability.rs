@@ -309,3 +309,53 @@ async fn ten_concurrent_copies_of_one_delivery_make_one_release_and_one_deploy()
     assert_eq!(s.bitbucket.tags(REPO).len(), 1);
     s.stop().await.unwrap();
 }
+
+/// A worker that went silent past its lease loses the job to another: the first one's late finish
+/// changes nothing and its attempt is closed as `lost lease`; the second one's counts. (On
+/// PostgreSQL the job's update and its attempt's close are one statement.)
+#[tokio::test]
+async fn a_late_finish_after_another_worker_took_over_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = hoist::store::Store::connect(&store_for(dir.path()).await, false)
+        .await
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let spec = hoist::domain::JobSpec::CreateTag { release_id: 1 };
+    let id = tx.enqueue(&spec, "tag:test", 5, 0).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let first = store.claim_job("worker-a", 1).await.unwrap().unwrap();
+    assert_eq!((first.id, first.attempt), (id, 1));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = store.claim_job("worker-b", 60_000).await.unwrap().unwrap();
+    assert_eq!((second.id, second.attempt), (id, 2));
+
+    let mut tx = store.begin().await.unwrap();
+    assert!(!tx.finish_job(&first, "done").await.unwrap());
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        !tx.fail_job(&first, "late", Some(0)).await.unwrap(),
+        "a lost claim cannot requeue the job either"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(store.job(id).await.unwrap().unwrap().state, "running");
+
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.finish_job(&second, "done").await.unwrap());
+    tx.commit().await.unwrap();
+    let job = store.job(id).await.unwrap().unwrap();
+    assert_eq!((job.state.as_str(), job.attempts), ("done", 2));
+    let outcomes: Vec<_> = store
+        .job_attempts(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| (a["attempt"].as_i64().unwrap(), a["outcome"].clone()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [(1, "lost lease".into()), (2, "done".into())],
+        "each attempt closed with what happened to it"
+    );
+}
