@@ -59,7 +59,9 @@ pub async fn run(app: &App, job: &ClaimedJob, release_id: i64) -> StepResult {
         tx.commit().await?;
         return Ok(());
     };
-    // Recording the check and reading Hoist's tags are independent: both at once.
+    // Recording the check is independent of reading the tags: it runs while they are read (Hoist's
+    // record, then the repository's listing when needed), and is committed before anything
+    // else is.
     let verified = async {
         if r.commit_verified_at.is_some() {
             return Ok::<_, StepError>(());
@@ -79,22 +81,28 @@ pub async fn run(app: &App, job: &ClaimedJob, release_id: i64) -> StepResult {
         tx.commit().await?;
         Ok(())
     };
-    let (verified, known) = tokio::join!(verified, app.store.known_tags(&r.project, &r.env));
+    let lookup = async {
+        let known = app.store.known_tags(&r.project, &r.env).await?;
+        // 2. A commit that already carries a tag of this family keeps it: a re-assigned ticket
+        //    must not mint a second version. Hoist's own record first (its highest version on
+        //    this commit), then the repository.
+        let own = known
+            .iter()
+            .filter(|t| t.commit == full)
+            .filter_map(|t| scheme.parse_tag(&t.name).map(|v| (v, t.name.clone())))
+            .max_by_key(|(v, _)| *v);
+        if let Some((v, name)) = own {
+            return Ok::<_, StepError>(Lookup::Own(v, name));
+        }
+        let tags = family_tags(app, repo, &scheme).await?;
+        Ok(Lookup::Listed(known, tags))
+    };
+    let (verified, looked) = tokio::join!(verified, lookup);
     verified?;
-    let known = known?;
-
-    // 2. A commit that already carries a tag of this family keeps it: a re-assigned ticket must
-    //    not mint a second version. Hoist's own record first (its highest version on this
-    //    commit), then the repository.
-    if let Some((v, name)) = known
-        .iter()
-        .filter(|t| t.commit == full)
-        .filter_map(|t| scheme.parse_tag(&t.name).map(|v| (v, t.name.clone())))
-        .max_by_key(|(v, _)| *v)
-    {
-        return record(app, job, &r, &name, v, &full, true, "hoist").await;
-    }
-    let tags = family_tags(app, repo, &scheme).await?;
+    let (known, tags) = match looked? {
+        Lookup::Own(v, name) => return record(app, job, &r, &name, v, &full, true, "hoist").await,
+        Lookup::Listed(known, tags) => (known, tags),
+    };
     if let Some((v, name)) = scheme.highest(
         tags.iter()
             .filter(|t| t.hash == full)
@@ -154,6 +162,16 @@ pub async fn run(app: &App, job: &ClaimedJob, release_id: i64) -> StepResult {
     Err(StepError::Fatal(format!(
         "gave up after {MAX_CONFLICTS} tags in a row were taken by others"
     )))
+}
+
+/// What the tag lookup found: a tag of the family Hoist recorded on this commit, or else what
+/// Hoist and the repository know of the family.
+enum Lookup {
+    Own(Version, String),
+    Listed(
+        Vec<crate::store::TagRow>,
+        Vec<crate::clients::bitbucket::Tag>,
+    ),
 }
 
 /// The tags that decide the next version, in as few calls as possible.
