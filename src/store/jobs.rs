@@ -362,50 +362,38 @@ impl Tx {
         error: Option<&str>,
         outcome: &str,
     ) -> Result<bool> {
-        let now = now_ms();
-        let finished_at = if retry_at.is_some() { None } else { Some(now) };
-        if self.is_postgres() {
+        const END: &str = "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error),
+             lease_until = NULL, finished_at = $4, updated_at = $5
+             WHERE id = $6 AND claimed_by = $7 AND attempts = $8 AND state = 'running'";
+        let postgres = self.is_postgres();
+        let sql = if postgres {
             // One statement, so one round trip: the job's update, and its attempt closed with
             // the outcome that update tells (PostgreSQL allows writes inside WITH).
-            let held: i64 = sqlx::query_scalar(
-                "WITH job AS (UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error),
-                              lease_until = NULL, finished_at = $4, updated_at = $5
-                              WHERE id = $6 AND claimed_by = $7 AND attempts = $8 AND state = 'running' RETURNING id),
+            format!(
+                "WITH job AS ({END} RETURNING id),
                  attempt AS (UPDATE job_attempts SET finished_at = $5,
                                     outcome = CASE WHEN EXISTS (SELECT 1 FROM job) THEN $9 ELSE 'lost lease' END, error = $3
                              WHERE job_id = $6 AND attempt = $8 AND worker = $7)
-                 SELECT COUNT(*) FROM job",
+                 SELECT COUNT(*) FROM job"
             )
+        } else {
+            END.to_string()
+        };
+        let now = now_ms();
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(state)
             .bind(retry_at)
             .bind(error)
-            .bind(finished_at)
+            .bind(if retry_at.is_some() { None } else { Some(now) })
             .bind(now)
             .bind(job.id)
             .bind(&job.worker)
-            .bind(job.attempt)
-            .bind(outcome)
-            .fetch_one(self.conn())
-            .await?;
-            return Ok(held == 1);
+            .bind(job.attempt);
+        if postgres {
+            let row = query.bind(outcome).fetch_one(self.conn()).await?;
+            return Ok(row.try_get::<i64, _>(0)? == 1);
         }
-        let held = sqlx::query(
-            "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error),
-             lease_until = NULL, finished_at = $4, updated_at = $5
-             WHERE id = $6 AND claimed_by = $7 AND attempts = $8 AND state = 'running'",
-        )
-        .bind(state)
-        .bind(retry_at)
-        .bind(error)
-        .bind(finished_at)
-        .bind(now)
-        .bind(job.id)
-        .bind(&job.worker)
-        .bind(job.attempt)
-        .execute(self.conn())
-        .await?
-        .rows_affected()
-            == 1;
+        let held = query.execute(self.conn()).await?.rows_affected() == 1;
         self.close_attempt(job, held, outcome, error).await?;
         Ok(held)
     }
