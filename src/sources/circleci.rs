@@ -83,9 +83,9 @@ struct Named {
 
 pub fn parse(body: &[u8], event_header: Option<&str>) -> Result<BuildEvent, InputError> {
     // Straight into the payload's shape, without a `serde_json::Value` in between (this is every
-    // CircleCI webhook's path). No separate nesting check: serde_json stops at its own recursion
-    // limit (`super::JsonLimits::CEILING`) while parsing, and the HTTP layer has checked the configured
-    // limits already.
+    // CircleCI webhook's path). No separate nesting pass: a typed parse recurses only as deep as
+    // `Payload`'s own shape (a value of the wrong shape fails at its first byte), serde_json skips
+    // unread values without recursing, and the HTTP layer has checked the configured limits.
     let p: Payload = serde_json::from_slice(body).map_err(|e| {
         if !e.is_data() {
             return InputError::json(&e);
@@ -255,8 +255,8 @@ mod tests {
     }
 
     /// Parsing alone survives any nesting (the HTTP layer refuses bodies past the configured
-    /// depth before this runs): serde_json skips unread values without recursing, and stops at
-    /// its recursion limit in values it reads.
+    /// depth before this runs): serde_json skips unread values without recursing, and a nested
+    /// value where `Payload` expects a string fails at its first bracket.
     #[test]
     fn deep_nesting_does_not_exhaust_the_stack() {
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));

@@ -97,9 +97,9 @@ pub async fn run(app: &App, job: &ClaimedJob, release_id: i64) -> StepResult {
         let tags = family_tags(app, repo, &scheme).await?;
         Ok(Lookup::Listed(known, tags))
     };
-    let (verified, looked) = tokio::join!(verified, lookup);
-    verified?;
-    let (known, tags) = match looked? {
+    // The first error ends both (a transaction dropped unfinished rolls back).
+    let ((), looked) = tokio::try_join!(verified, lookup)?;
+    let (known, tags) = match looked {
         Lookup::Own(v, name) => return record(app, job, &r, &name, v, &full, true, "hoist").await,
         Lookup::Listed(known, tags) => (known, tags),
     };
