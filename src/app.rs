@@ -55,6 +55,8 @@ pub struct Inner {
     pub jobs_ready: tokio::sync::Notify,
     /// Identifies this process as a job claimant.
     pub worker_id: String,
+    /// Jobs born claimed by this process's worker, waiting for a loop to run them.
+    pub handoff: crate::worker::Handoff,
 }
 
 #[derive(Clone)]
@@ -137,6 +139,7 @@ impl App {
             guards,
             jobs_ready: tokio::sync::Notify::new(),
             worker_id: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
+            handoff: crate::worker::Handoff::default(),
         })))
     }
 
@@ -153,6 +156,37 @@ impl App {
 
     pub fn max_attempts(&self) -> u32 {
         self.config.worker.retry.max_attempts
+    }
+
+    /// How long a job's claim holds before another worker may take the job over.
+    pub fn lease_ms(&self) -> i64 {
+        (self.config.worker.lease_secs * 1000) as i64
+    }
+
+    /// A claim for a job about to be made, when one of the worker's loops here is idle to run it
+    /// at once; `None` when they are all busy (or none runs in this process): the job is queued
+    /// and claimed as usual.
+    pub fn born_claim(&self) -> Option<crate::store::BornClaim> {
+        self.handoff.has_idle_loop().then(|| self.claim())
+    }
+
+    /// A claim for a job the running step makes and runs after itself, when the worker's loops
+    /// run here (`hoist serve`; a Lambda's run may end before it gets to the job).
+    pub fn own_claim(&self) -> Option<crate::store::BornClaim> {
+        self.handoff.is_running().then(|| self.claim())
+    }
+
+    fn claim(&self) -> crate::store::BornClaim {
+        crate::store::BornClaim {
+            worker: self.worker_id.clone(),
+            lease_ms: self.lease_ms(),
+        }
+    }
+
+    /// Hands a job born claimed by [`Self::born_claim`] or [`Self::own_claim`] to the worker.
+    pub fn hand_off(&self, job: crate::store::ClaimedJob) {
+        self.handoff.give(job);
+        self.jobs_ready.notify_one();
     }
 }
 

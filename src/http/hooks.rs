@@ -12,11 +12,11 @@ use serde_json::json;
 use super::error::ApiError;
 use super::request::{Admitted, admit};
 use crate::app::App;
-use crate::domain::ReleaseStatus;
+use crate::domain::{JobSpec, ReleaseStatus};
 use crate::sources::circleci::{self, BuildKind};
 use crate::sources::jira::{self, JiraEvent};
 use crate::sources::quote;
-use crate::store::{Ingested, NewDelivery, NewRelease};
+use crate::store::{ClaimedJob, Ingest, Ingested, NewDelivery, NewRelease, StoreError};
 
 #[derive(Deserialize, Default)]
 pub struct HookQuery {
@@ -67,13 +67,16 @@ pub async fn jira(
         commit: event.commit.as_str().to_string(),
         issue: event.issue.clone(),
     };
-    let ingested = app
-        .store
-        .ingest_release(d, release, app.max_attempts())
-        .await?;
-    if let Ingested::Created { .. } = ingested {
-        app.jobs_ready.notify_one();
-    }
+    let ingested = record(
+        &app,
+        Ingest::Release {
+            delivery: d,
+            release,
+            max_attempts: app.max_attempts(),
+            claim: app.born_claim(),
+        },
+    )
+    .await?;
     let (release_id, fresh) = match ingested {
         Ingested::Created { release_id, .. } => (release_id, true),
         Ingested::Existing { release_id, .. } => (release_id, false),
@@ -129,13 +132,18 @@ pub async fn circleci(State(app): State<App>, req: Request) -> Result<Response, 
             Some(format!("build:{}", ev.id)),
         ),
     };
-    let r = app
-        .store
-        .ingest_delivery(d, &outcome, lane, app.max_attempts())
-        .await?;
-    if let Ingested::Queued { .. } = r {
-        app.jobs_ready.notify_one();
-    }
+    let claim = lane.as_ref().and_then(|_| app.born_claim());
+    let r = record(
+        &app,
+        Ingest::Delivery {
+            delivery: d,
+            outcome,
+            build_lane: lane,
+            max_attempts: app.max_attempts(),
+            claim,
+        },
+    )
+    .await?;
     Ok(match (r, decision) {
         (
             Ingested::Duplicate {
@@ -149,12 +157,55 @@ pub async fn circleci(State(app): State<App>, req: Request) -> Result<Response, 
         )
             .into_response(),
         (_, Err(reason)) => ignored(r, &reason),
-        (Ingested::Queued { delivery_id }, Ok(_)) => (
+        (Ingested::Queued { delivery_id, .. }, Ok(_)) => (
             StatusCode::ACCEPTED,
             Json(json!({"delivery": delivery_id, "status": "queued"})),
         )
             .into_response(),
         (other, _) => ignored(other, "nothing to do"),
+    })
+}
+
+/// Records a delivery and gets the job it starts run: handed to the worker's idle loop when the
+/// job was born claimed by it, else one loop is woken to claim it. With a claim, recording and
+/// handing over run in a task of their own, so that a request dropped meanwhile (its sender hung
+/// up) cannot leave a job claimed by nobody until its lease runs out.
+async fn record(app: &App, op: Ingest) -> Result<Ingested, StoreError> {
+    let Some(claim) = op.claim().cloned() else {
+        let r = app.store.ingest(op).await?;
+        if let Ingested::Created { .. } | Ingested::Queued { .. } = r {
+            app.jobs_ready.notify_one();
+        }
+        return Ok(r);
+    };
+    let app = app.clone();
+    tokio::spawn(async move {
+        let r = app.store.ingest(op).await?;
+        let born = match r {
+            Ingested::Created {
+                release_id,
+                claimed_job: Some(id),
+                ..
+            } => Some((id, JobSpec::CreateTag { release_id })),
+            Ingested::Queued {
+                delivery_id,
+                claimed_job: Some(id),
+            } => Some((id, JobSpec::HandleBuild { delivery_id })),
+            _ => None,
+        };
+        match born {
+            Some((id, spec)) => {
+                app.hand_off(ClaimedJob::born(id, spec, app.max_attempts(), &claim))
+            }
+            None => app.jobs_ready.notify_one(),
+        }
+        Ok(r)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(StoreError::Failed(format!(
+            "recording a delivery failed: {e}"
+        )))
     })
 }
 
@@ -217,7 +268,9 @@ fn match_build(app: &App, ev: &circleci::BuildEvent) -> Result<String, String> {
 
 pub(super) fn ignored(r: Ingested, reason: &str) -> Response {
     let delivery = match r {
-        Ingested::Ignored { delivery_id } | Ingested::Queued { delivery_id } => Some(delivery_id),
+        Ingested::Ignored { delivery_id } | Ingested::Queued { delivery_id, .. } => {
+            Some(delivery_id)
+        }
         Ingested::Duplicate { delivery_id, .. } => Some(delivery_id),
         _ => None,
     };

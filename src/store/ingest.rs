@@ -12,7 +12,7 @@ use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 use super::model::{Ingested, NewDelivery, NewRelease};
-use super::{Result, Store, StoreError, Tx, now_ms};
+use super::{BornClaim, Result, Store, StoreError, Tx, now_ms};
 use crate::domain::JobSpec;
 
 /// The most writes one transaction takes.
@@ -21,19 +21,32 @@ pub(super) const MAX_BATCH: usize = 256;
 /// One inbound delivery to record, with what it starts.
 #[derive(Debug, Clone)]
 pub enum Ingest {
-    /// A ticket: starts a release (or joins the open one for the commit) with its first job.
+    /// A ticket: starts a release (or joins the open one for the commit) with its first job,
+    /// born claimed by `claim` when given.
     Release {
         delivery: NewDelivery,
         release: NewRelease,
         max_attempts: u32,
+        claim: Option<BornClaim>,
     },
-    /// Any other delivery, with a `handle_build` job in `build_lane` or nothing to do.
+    /// Any other delivery, with a `handle_build` job in `build_lane` (born claimed by `claim`
+    /// when given) or nothing to do.
     Delivery {
         delivery: NewDelivery,
         outcome: String,
         build_lane: Option<String>,
         max_attempts: u32,
+        claim: Option<BornClaim>,
     },
+}
+
+impl Ingest {
+    /// The claim its job is to be born with, if any.
+    pub fn claim(&self) -> Option<&BornClaim> {
+        match self {
+            Self::Release { claim, .. } | Self::Delivery { claim, .. } => claim.as_ref(),
+        }
+    }
 }
 
 pub(super) type Request = (Ingest, oneshot::Sender<Result<Ingested>>);
@@ -69,6 +82,7 @@ impl Store {
             delivery,
             release,
             max_attempts,
+            claim: None,
         })
         .await
     }
@@ -87,6 +101,7 @@ impl Store {
             outcome: outcome.to_string(),
             build_lane,
             max_attempts,
+            claim: None,
         })
         .await
     }
@@ -205,10 +220,12 @@ impl Tx {
     /// (tickets, keyless deliveries) one at a time: a round trip per chunk, not per request.
     pub(crate) async fn apply_batch(&mut self, ops: &[&Ingest]) -> Result<Vec<Ingested>> {
         let mut out: Vec<Option<Ingested>> = vec![None; ops.len()];
+        // A delivery whose job is born claimed goes alone: there is an idle loop for it, so the
+        // store is not busy, and the claim's lane check reads what is committed before it.
         let keyed: Vec<usize> = (0..ops.len())
-            .filter(
-                |&i| matches!(ops[i], Ingest::Delivery { delivery, .. } if delivery.key.is_some()),
-            )
+            .filter(|&i| {
+                matches!(ops[i], Ingest::Delivery { delivery, claim: None, .. } if delivery.key.is_some())
+            })
             .collect();
         let mut ids = std::collections::HashMap::new();
         for chunk in chunked(&keyed) {
@@ -232,7 +249,10 @@ impl Tx {
                 Some(&delivery_id) if claimed.insert(key) => match build_lane {
                     Some(lane) => {
                         jobs.push((delivery_id, lane.as_str(), *max_attempts));
-                        Ingested::Queued { delivery_id }
+                        Ingested::Queued {
+                            delivery_id,
+                            claimed_job: None,
+                        }
                     }
                     None => Ingested::Ignored { delivery_id },
                 },
@@ -357,26 +377,35 @@ impl Tx {
                 delivery,
                 release,
                 max_attempts,
-            } => self.ingest_release(delivery, release, *max_attempts).await,
+                claim,
+            } => {
+                self.ingest_release(delivery, release, *max_attempts, claim.as_ref())
+                    .await
+            }
             Ingest::Delivery {
                 delivery,
                 outcome,
                 build_lane,
                 max_attempts,
+                claim,
             } => {
                 let Some(delivery_id) = self.insert_delivery_once(delivery, outcome).await? else {
                     return self.duplicate_of(delivery).await;
                 };
                 match build_lane {
                     Some(lane) => {
-                        self.enqueue(
-                            &JobSpec::HandleBuild { delivery_id },
-                            lane,
-                            *max_attempts,
-                            0,
-                        )
-                        .await?;
-                        Ok(Ingested::Queued { delivery_id })
+                        let claimed_job = self
+                            .enqueue_maybe_claimed(
+                                &JobSpec::HandleBuild { delivery_id },
+                                lane,
+                                *max_attempts,
+                                claim.as_ref(),
+                            )
+                            .await?;
+                        Ok(Ingested::Queued {
+                            delivery_id,
+                            claimed_job,
+                        })
                     }
                     None => Ok(Ingested::Ignored { delivery_id }),
                 }
@@ -389,6 +418,7 @@ impl Tx {
         delivery: &NewDelivery,
         release: &NewRelease,
         max_attempts: u32,
+        claim: Option<&BornClaim>,
     ) -> Result<Ingested> {
         if let Some(dup) = self.find_duplicate(delivery).await? {
             return Ok(dup);
@@ -413,17 +443,42 @@ impl Tx {
             .await?;
         self.add_event(id, "received", &release.started_message())
             .await?;
-        self.enqueue(
-            &JobSpec::CreateTag { release_id: id },
-            &release.tag_lane(),
-            max_attempts,
-            0,
-        )
-        .await?;
+        let claimed_job = self
+            .enqueue_maybe_claimed(
+                &JobSpec::CreateTag { release_id: id },
+                &release.tag_lane(),
+                max_attempts,
+                claim,
+            )
+            .await?;
         Ok(Ingested::Created {
             release_id: id,
             delivery_id,
+            claimed_job,
         })
+    }
+
+    /// Enqueues a job, born claimed when `claim` is given and its lane is free: answers its id
+    /// if so.
+    async fn enqueue_maybe_claimed(
+        &mut self,
+        spec: &JobSpec,
+        lane: &str,
+        max_attempts: u32,
+        claim: Option<&BornClaim>,
+    ) -> Result<Option<i64>> {
+        match claim {
+            Some(claim) => {
+                let (id, claimed) = self
+                    .enqueue_claimed(spec, lane, max_attempts, claim)
+                    .await?;
+                Ok(claimed.then_some(id))
+            }
+            None => self
+                .enqueue(spec, lane, max_attempts, 0)
+                .await
+                .map(|_| None),
+        }
     }
 
     /// The earlier delivery with `d`'s key.

@@ -60,6 +60,29 @@ pub struct ClaimedJob {
     pub created_at: i64,
 }
 
+/// A claim a new job is born with: the worker that will run it at once, and for how long its
+/// lease holds before another may take the job over. Saves the claim's own commit (on PostgreSQL
+/// an fsync) and a wake-up between the step that makes a job and the one that runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BornClaim {
+    pub worker: String,
+    pub lease_ms: i64,
+}
+
+impl ClaimedJob {
+    /// The job `id` as [`Tx::enqueue_claimed`] made it, running under `claim` (its first attempt).
+    pub fn born(id: i64, spec: JobSpec, max_attempts: u32, claim: &BornClaim) -> Self {
+        Self {
+            id,
+            spec,
+            attempt: 1,
+            max_attempts: i64::from(max_attempts),
+            worker: claim.worker.clone(),
+            created_at: now_ms(),
+        }
+    }
+}
+
 impl Store {
     /// Claims the next runnable job: queued and due, or running with an expired lease (its worker
     /// died), and first in its lane.
@@ -119,7 +142,7 @@ impl Store {
                     tx.rollback().await?;
                     return Ok(None);
                 };
-                sqlx::query("INSERT INTO job_attempts (job_id, attempt, worker, started_at) VALUES ($1, $2, $3, $4)")
+                sqlx::query(sql::START_ATTEMPT)
                     .bind(row.try_get::<i64, _>("id")?)
                     .bind(row.try_get::<i64, _>("attempts")?)
                     .bind(worker)
@@ -325,6 +348,43 @@ impl Tx {
             .fetch_one(self.conn())
             .await?;
         Ok(row.try_get("id")?)
+    }
+
+    /// Adds a job born claimed by `claim` (running, its first attempt open), or queued when an
+    /// unfinished job is ahead of it in its lane. Answers the job's id, and whether it is claimed.
+    pub async fn enqueue_claimed(
+        &mut self,
+        spec: &JobSpec,
+        lane: &str,
+        max_attempts: u32,
+        claim: &BornClaim,
+    ) -> Result<(i64, bool)> {
+        let now = now_ms();
+        let payload =
+            serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row = sqlx::query(sql::ENQUEUE_CLAIMED)
+            .bind(spec.kind())
+            .bind(spec.release_id())
+            .bind(lane)
+            .bind(payload)
+            .bind(i64::from(max_attempts))
+            .bind(now)
+            .bind(&claim.worker)
+            .bind(now + claim.lease_ms)
+            .fetch_one(self.conn())
+            .await?;
+        let id: i64 = row.try_get("id")?;
+        let claimed = row.try_get::<String, _>("state")? == "running";
+        if claimed {
+            sqlx::query(sql::START_ATTEMPT)
+                .bind(id)
+                .bind(1_i64)
+                .bind(&claim.worker)
+                .bind(now)
+                .execute(self.conn())
+                .await?;
+        }
+        Ok((id, claimed))
     }
 
     /// Marks a claimed job done. `false` (and nothing written) when this worker no longer holds the

@@ -24,7 +24,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, Executor};
 
 pub use ingest::Ingest;
-pub use jobs::{ClaimedJob, JobRow};
+pub use jobs::{BornClaim, ClaimedJob, JobRow};
 pub use model::{Delivery, Ingested, NewDelivery, NewRelease, Release, ReleaseEvent, TagRow};
 pub use releases::{NewTag, PushedTag};
 

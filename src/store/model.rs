@@ -63,8 +63,13 @@ pub struct NewRelease {
 /// What recording a delivery did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ingested {
-    /// A new release was started.
-    Created { release_id: i64, delivery_id: i64 },
+    /// A new release was started. `claimed_job`: its first job, when born claimed by the
+    /// ingest's [`super::BornClaim`].
+    Created {
+        release_id: i64,
+        delivery_id: i64,
+        claimed_job: Option<i64>,
+    },
     /// An open release for the same project, environment and commit already existed.
     Existing { release_id: i64, delivery_id: i64 },
     /// The same delivery was received before; nothing changed.
@@ -72,8 +77,11 @@ pub enum Ingested {
         release_id: Option<i64>,
         delivery_id: i64,
     },
-    /// Recorded with a job to run (a build event).
-    Queued { delivery_id: i64 },
+    /// Recorded with a job to run (a build event); `claimed_job` as for `Created`.
+    Queued {
+        delivery_id: i64,
+        claimed_job: Option<i64>,
+    },
     /// Recorded only: nothing to do.
     Ignored { delivery_id: i64 },
 }

@@ -26,3 +26,17 @@ pub const ADD_EVENT: &str =
 
 pub const ENQUEUE: &str = "INSERT INTO jobs (kind, release_id, lane, payload, state, attempts, max_attempts, run_at, created_at, updated_at)
      VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $7) RETURNING id";
+
+/// [`ENQUEUE`], the job born claimed by worker `$7` with its lease until `$8` (its first attempt
+/// running), unless an unfinished job is ahead of it in its lane: then queued, as [`ENQUEUE`]
+/// would. Returns the id and the state it was born in.
+pub const ENQUEUE_CLAIMED: &str = "INSERT INTO jobs (kind, release_id, lane, payload, state, attempts, max_attempts, run_at, created_at, updated_at, claimed_by, lease_until)
+     SELECT $1, $2, $3, $4, s.state, CASE WHEN s.state = 'running' THEN 1 ELSE 0 END, $5, $6, $6, $6,
+            CASE WHEN s.state = 'running' THEN $7 END, CASE WHEN s.state = 'running' THEN $8 END
+     FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM jobs e WHERE e.lane = $3 AND e.state IN ('queued', 'running'))
+                       THEN 'queued' ELSE 'running' END AS state) s
+     RETURNING id, state";
+
+/// A job's attempt begins: (job, attempt, worker, started at).
+pub const START_ATTEMPT: &str =
+    "INSERT INTO job_attempts (job_id, attempt, worker, started_at) VALUES ($1, $2, $3, $4)";

@@ -25,7 +25,7 @@ use super::ingest::{
 };
 use super::model::{Ingested, NewDelivery, NewRelease};
 use super::write_lock::WriteLock;
-use super::{Result, StoreError, now_ms, sql};
+use super::{BornClaim, Result, StoreError, now_ms, sql};
 use crate::domain::JobSpec;
 
 /// The size the WAL file is cut back to when it starts over after a burst.
@@ -191,6 +191,7 @@ fn apply(c: &Connection, op: &Ingest) -> Result<Ingested> {
             outcome,
             build_lane,
             max_attempts,
+            claim,
         } => {
             let Some(delivery_id) =
                 insert_delivery(c, sql::INSERT_DELIVERY_ONCE, delivery, outcome, None)?
@@ -199,13 +200,17 @@ fn apply(c: &Connection, op: &Ingest) -> Result<Ingested> {
             };
             match build_lane {
                 Some(lane) => {
-                    enqueue(
+                    let claimed_job = enqueue(
                         c,
                         &JobSpec::HandleBuild { delivery_id },
                         lane,
                         *max_attempts,
+                        claim.as_ref(),
                     )?;
-                    Ok(Ingested::Queued { delivery_id })
+                    Ok(Ingested::Queued {
+                        delivery_id,
+                        claimed_job,
+                    })
                 }
                 None => Ok(Ingested::Ignored { delivery_id }),
             }
@@ -214,7 +219,8 @@ fn apply(c: &Connection, op: &Ingest) -> Result<Ingested> {
             delivery,
             release,
             max_attempts,
-        } => ingest_release(c, delivery, release, *max_attempts),
+            claim,
+        } => ingest_release(c, delivery, release, *max_attempts, claim.as_ref()),
     }
 }
 
@@ -223,6 +229,7 @@ fn ingest_release(
     delivery: &NewDelivery,
     release: &NewRelease,
     max_attempts: u32,
+    claim: Option<&BornClaim>,
 ) -> Result<Ingested> {
     if let Some(dup) = find_duplicate(c, delivery)? {
         return Ok(dup);
@@ -268,15 +275,17 @@ fn ingest_release(
         Some(id),
     )?)?;
     add_event(c, id, &release.started_message())?;
-    enqueue(
+    let claimed_job = enqueue(
         c,
         &JobSpec::CreateTag { release_id: id },
         &release.tag_lane(),
         max_attempts,
+        claim,
     )?;
     Ok(Ingested::Created {
         release_id: id,
         delivery_id,
+        claimed_job,
     })
 }
 
@@ -332,19 +341,43 @@ fn add_event(c: &Connection, release_id: i64, message: &str) -> Result<()> {
     Ok(())
 }
 
-fn enqueue(c: &Connection, spec: &JobSpec, lane: &str, max_attempts: u32) -> Result<i64> {
+/// Enqueues a job, born claimed when `claim` is given and its lane is free (what
+/// [`super::Tx::enqueue_claimed`] does): answers its id if so.
+fn enqueue(
+    c: &Connection,
+    spec: &JobSpec,
+    lane: &str,
+    max_attempts: u32,
+    claim: Option<&BornClaim>,
+) -> Result<Option<i64>> {
     let payload = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let now = now_ms();
-    Ok(c.prepare_cached(sql::ENQUEUE)?.query_row(
+    let (kind, release_id, max_attempts) =
+        (spec.kind(), spec.release_id(), i64::from(max_attempts));
+    let Some(claim) = claim else {
+        c.prepare_cached(sql::ENQUEUE)?.query_row(
+            params![kind, release_id, lane, payload, max_attempts, now, now],
+            |r| r.get::<_, i64>(0),
+        )?;
+        return Ok(None);
+    };
+    let (id, state): (i64, String) = c.prepare_cached(sql::ENQUEUE_CLAIMED)?.query_row(
         params![
-            spec.kind(),
-            spec.release_id(),
+            kind,
+            release_id,
             lane,
             payload,
-            i64::from(max_attempts),
+            max_attempts,
             now,
-            now
+            claim.worker,
+            now + claim.lease_ms
         ],
-        |r| r.get(0),
-    )?)
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if state != "running" {
+        return Ok(None);
+    }
+    c.prepare_cached(sql::START_ATTEMPT)?
+        .execute(params![id, 1_i64, claim.worker, now])?;
+    Ok(Some(id))
 }

@@ -132,6 +132,7 @@ pub async fn run(app: &App, job: &ClaimedJob, delivery_id: i64) -> StepResult {
         return Ok(());
     }
     let step_ms = now_ms() - release.tagged_at.unwrap_or(release.received_at);
+    let mut deploy = None;
     tx.set_built(release.id, &status, ev.build_url.as_deref(), success)
         .await?;
     if success {
@@ -141,15 +142,23 @@ pub async fn run(app: &App, job: &ClaimedJob, delivery_id: i64) -> StepResult {
             &format!("CircleCI build of {} succeeded", found.tag),
         )
         .await?;
-        tx.enqueue(
-            &JobSpec::Deploy {
-                release_id: release.id,
-            },
-            &format!("deploy:{}", release.id),
-            app.max_attempts(),
-            0,
-        )
-        .await?;
+        // This loop runs the deploy next: born claimed by it, the job needs no claim of its
+        // own (a commit and a wake-up fewer between the build and the trigger).
+        let spec = JobSpec::Deploy {
+            release_id: release.id,
+        };
+        let lane = format!("deploy:{}", release.id);
+        match app.own_claim() {
+            Some(claim) => {
+                let (id, claimed) = tx
+                    .enqueue_claimed(&spec, &lane, app.max_attempts(), &claim)
+                    .await?;
+                deploy = claimed.then(|| ClaimedJob::born(id, spec, app.max_attempts(), &claim));
+            }
+            None => {
+                tx.enqueue(&spec, &lane, app.max_attempts(), 0).await?;
+            }
+        }
         notify_later(
             &mut tx,
             app,
@@ -182,6 +191,9 @@ pub async fn run(app: &App, job: &ClaimedJob, delivery_id: i64) -> StepResult {
     .await?;
     tx.commit().await?;
     tracing::info!(release.id = release.id, tag = %found.tag, %status, "build recorded");
+    if let Some(deploy) = deploy {
+        app.hand_off(deploy);
+    }
     Ok(())
 }
 

@@ -10,7 +10,10 @@ mod deploy;
 mod notify;
 mod tag;
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tracing::Instrument;
@@ -54,11 +57,98 @@ pub enum Ran {
     Empty,
 }
 
-/// Claims and runs one job, if one is ready.
+/// Jobs born claimed by this process's worker ([`crate::store::BornClaim`]), waiting for one of
+/// its loops, and how many loops wait idle. A job whose lease has run down too far while it
+/// waited here is dropped: its lease expires and it is claimed as usual, by whichever worker comes
+/// first (so no two run it at once).
+#[derive(Debug, Default)]
+pub struct Handoff {
+    jobs: Mutex<VecDeque<(ClaimedJob, Instant)>>,
+    idle: AtomicUsize,
+    /// The worker's loops run ([`run`]).
+    running: AtomicBool,
+    /// Jobs handed over since the start.
+    handed: AtomicU64,
+}
+
+impl Handoff {
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// Loops waiting for a job.
+    pub fn idle_loops(&self) -> usize {
+        self.idle.load(Ordering::Relaxed)
+    }
+
+    /// Jobs born claimed and handed to this worker since it started.
+    pub fn handed(&self) -> u64 {
+        self.handed.load(Ordering::Relaxed)
+    }
+
+    /// Whether a loop waits idle with no job handed to it yet.
+    pub fn has_idle_loop(&self) -> bool {
+        let waiting = self.jobs.lock().map(|j| j.len()).unwrap_or(usize::MAX);
+        self.idle.load(Ordering::Relaxed) > waiting
+    }
+
+    pub fn give(&self, job: ClaimedJob) {
+        self.handed.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.push_back((job, Instant::now()));
+        }
+    }
+
+    /// The oldest job handed over with at least half of its lease left (a loop renews it within
+    /// a third).
+    fn take(&self, lease: Duration) -> Option<ClaimedJob> {
+        let mut jobs = self.jobs.lock().ok()?;
+        while let Some((job, given)) = jobs.pop_front() {
+            if given.elapsed() < lease / 2 {
+                return Some(job);
+            }
+            tracing::warn!(
+                job.id = job.id,
+                "a job born claimed waited too long for a loop; it is claimed again after its lease"
+            );
+        }
+        None
+    }
+
+    fn drain(&self) -> Vec<ClaimedJob> {
+        self.jobs
+            .lock()
+            .map(|mut j| j.drain(..).map(|(job, _)| job).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Marks a worker loop idle while it lives.
+struct Idle<'a>(&'a AtomicUsize);
+
+impl<'a> Idle<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs one job, if one is ready: one handed over (born claimed here), else one claimed.
 pub async fn run_next(app: &App) -> Result<Ran, StoreError> {
-    let lease_ms = (app.config.worker.lease_secs * 1000) as i64;
-    let Some(job) = app.store.claim_job(&app.worker_id, lease_ms).await? else {
-        return Ok(Ran::Empty);
+    let lease_ms = app.lease_ms();
+    let handed = app.handoff.take(Duration::from_millis(lease_ms as u64));
+    let job = match handed {
+        Some(job) => job,
+        None => match app.store.claim_job(&app.worker_id, lease_ms).await? {
+            Some(job) => job,
+            None => return Ok(Ran::Empty),
+        },
     };
     let span = tracing::info_span!(
         "job",
@@ -207,6 +297,7 @@ pub fn backoff_ms(c: &RetryConfig, attempt: i64, retry_after: Option<Duration>) 
 /// Runs jobs until `shutdown` fires: `concurrency` loops that claim, run, and sleep when idle
 /// until a job is enqueued here or the poll interval passes (jobs from other replicas, retries).
 pub async fn run(app: App, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    app.handoff.running.store(true, Ordering::Relaxed);
     let mut loops = tokio::task::JoinSet::new();
     for _ in 0..app.config.worker.concurrency {
         let app = app.clone();
@@ -228,6 +319,7 @@ pub async fn run(app: App, mut shutdown: tokio::sync::watch::Receiver<bool>) {
                     Ok(Ran::Empty) => {}
                     Err(e) => tracing::warn!(error = %e, "worker could not claim a job"),
                 }
+                let _idle = Idle::new(&app.handoff.idle);
                 tokio::select! {
                     _ = notified => {}
                     _ = tokio::time::sleep(poll) => {}
@@ -238,11 +330,68 @@ pub async fn run(app: App, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     }
     let _ = shutdown.changed().await;
     while loops.join_next().await.is_some() {}
+    app.handoff.running.store(false, Ordering::Relaxed);
+    // Jobs handed over that no loop started go back to the queue now rather than wait out their
+    // lease.
+    for job in app.handoff.drain() {
+        let handed_back = async {
+            let mut tx = app.store.begin().await?;
+            tx.fail_job(&job, "not started: the worker stopped", Some(now_ms()))
+                .await?;
+            tx.commit().await
+        };
+        if let Err(e) = handed_back.await {
+            tracing::warn!(job.id = job.id, error = %e, "could not hand a job back; it is claimed again after its lease");
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn job(id: i64) -> ClaimedJob {
+        ClaimedJob::born(
+            id,
+            JobSpec::CreateTag { release_id: id },
+            5,
+            &crate::store::BornClaim {
+                worker: "w".into(),
+                lease_ms: 60_000,
+            },
+        )
+    }
+
+    #[test]
+    fn a_job_is_born_claimed_only_for_a_loop_with_nothing_handed_to_it() {
+        let h = Handoff::default();
+        assert!(!h.has_idle_loop(), "no loop waits");
+        let first = Idle::new(&h.idle);
+        let second = Idle::new(&h.idle);
+        assert!(h.has_idle_loop());
+        h.give(job(1));
+        assert!(h.has_idle_loop(), "one of two idle loops has nothing yet");
+        h.give(job(2));
+        assert!(!h.has_idle_loop());
+        drop((first, second));
+        assert_eq!(h.idle.load(Ordering::Relaxed), 0);
+        let lease = Duration::from_secs(60);
+        assert_eq!(h.take(lease).map(|j| j.id), Some(1), "in the order given");
+        assert_eq!(h.take(lease).map(|j| j.id), Some(2));
+        assert!(h.take(lease).is_none());
+    }
+
+    #[test]
+    fn a_handed_job_whose_lease_ran_down_is_left_to_its_expiry() {
+        let h = Handoff::default();
+        h.give(job(1));
+        std::thread::sleep(Duration::from_millis(200));
+        h.give(job(2));
+        // A 300 ms lease: job 1 waited past half of it, job 2 did not.
+        let lease = Duration::from_millis(300);
+        assert_eq!(h.take(lease).map(|j| j.id), Some(2));
+        assert!(h.take(lease).is_none());
+    }
 
     #[test]
     fn backoff_grows_caps_and_honours_retry_after() {

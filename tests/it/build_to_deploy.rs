@@ -68,6 +68,57 @@ async fn ticket_to_deploy_end_to_end() {
     s.stop().await.unwrap();
 }
 
+/// With the worker idle, each job of a release is born claimed by the step before it (ingest for
+/// the tag and build jobs, the build job for the deploy) and handed to a loop: no claim between
+/// the webhook and its outbound call. Each runs once, in one attempt.
+#[tokio::test]
+async fn jobs_of_a_release_are_handed_over_when_the_worker_is_idle() {
+    let s = stack().await;
+    let loops = s.app.config.worker.concurrency;
+    let deadline = std::time::Instant::now() + WAIT;
+    while s.app.handoff.idle_loops() < loops {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker's loops never went idle"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let commit = s.commit("PAY-31 change");
+    let (_, body) = s.assign("PAY-31", &commit).await.unwrap();
+    let id = body["release"].as_i64().unwrap();
+    let r = s
+        .wait_release(id, WAIT, |r| r.status.is_terminal())
+        .await
+        .unwrap();
+    assert_eq!(r.status, ReleaseStatus::DeployTriggered, "{:?}", r.error);
+    s.settle(WAIT).await.unwrap();
+    let jobs = s.app.store.jobs_for_release(id).await.unwrap();
+    let run: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.kind != "notify")
+        .map(|j| (j.kind.as_str(), j.state.as_str(), j.attempts))
+        .collect();
+    assert_eq!(
+        run,
+        [("create_tag", "done", 1), ("deploy", "done", 1)],
+        "{jobs:?}"
+    );
+    // The build job has no release of its own yet: it is the delivery's.
+    let builds = s.app.store.jobs_in_state("done").await.unwrap();
+    assert!(
+        builds
+            .iter()
+            .any(|j| j.kind == "handle_build" && j.attempts == 1),
+        "{builds:?}"
+    );
+    assert_eq!(
+        s.app.handoff.handed(),
+        3,
+        "tag, build and deploy jobs each born claimed"
+    );
+    s.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn gitlab_and_github_app_payloads_work() {
     let s = stack_with(

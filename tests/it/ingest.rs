@@ -80,7 +80,7 @@ async fn deliveries_sent_at_once_each_land_once() {
         let first = answers
             .iter()
             .find_map(|a| match a {
-                Ingested::Ignored { delivery_id } | Ingested::Queued { delivery_id } => {
+                Ingested::Ignored { delivery_id } | Ingested::Queued { delivery_id, .. } => {
                     Some(*delivery_id)
                 }
                 _ => None,
@@ -223,4 +223,123 @@ async fn the_wal_starts_over_while_writes_keep_coming() {
         "the WAL did not start over twice in 20 s of writes: sequence numbers {seen:?}, {written} deliveries"
     );
     assert_eq!(store.deliveries_count().await.unwrap(), written as i64);
+}
+
+/// A job born claimed at ingest (an idle worker loop waits for it) runs under that claim, with its
+/// first attempt open, and no other worker can claim it while its lease holds. A second job in
+/// the same lane is born queued behind it and is claimable only once the first is done; a build
+/// job (keyed delivery) is born claimed too, through the batch writer's one-at-a-time path.
+#[tokio::test]
+async fn jobs_born_claimed_at_ingest_keep_their_lane_order() {
+    use hoist::domain::JobSpec;
+    use hoist::store::{BornClaim, ClaimedJob, Ingest};
+
+    let (store, _dir) = store().await;
+    let claim = BornClaim {
+        worker: "worker-a".into(),
+        lease_ms: 60_000,
+    };
+    let ticket = |commit: &str, key: &str| Ingest::Release {
+        delivery: NewDelivery {
+            source: "jira",
+            key: Some(key.into()),
+            event: "jira:issue_updated".into(),
+            client_ip: None,
+            body: "{}".into(),
+        },
+        release: NewRelease {
+            project: "payments-api".into(),
+            env: "stg".into(),
+            repo: "payments-api".into(),
+            commit: commit.into(),
+            issue: Some("PAY-1".into()),
+        },
+        max_attempts: 5,
+        claim: Some(claim.clone()),
+    };
+
+    let Ingested::Created {
+        release_id: first_release,
+        claimed_job: Some(first),
+        ..
+    } = store.ingest(ticket("abc1234", "t-1")).await.unwrap()
+    else {
+        panic!("the first ticket's tag job is born claimed")
+    };
+    let job = store.job(first).await.unwrap().unwrap();
+    assert_eq!((job.state.as_str(), job.attempts), ("running", 1));
+    let attempts = store.job_attempts(first).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert!(attempts[0]["finished_at"].is_null(), "{attempts:?}");
+    assert!(
+        store.claim_job("worker-b", 60_000).await.unwrap().is_none(),
+        "a job born claimed is not claimable while its lease holds"
+    );
+
+    // The same project and environment: the lane is busy, so the next tag job waits.
+    let Ingested::Created {
+        release_id: second_release,
+        claimed_job: None,
+        ..
+    } = store.ingest(ticket("bcd2345", "t-2")).await.unwrap()
+    else {
+        panic!("a job behind an unfinished one in its lane is born queued")
+    };
+    assert!(store.claim_job("worker-b", 60_000).await.unwrap().is_none());
+
+    let born = ClaimedJob::born(
+        first,
+        JobSpec::CreateTag {
+            release_id: first_release,
+        },
+        5,
+        &claim,
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.finish_job(&born, "tagged").await.unwrap());
+    tx.commit().await.unwrap();
+    let next = store.claim_job("worker-b", 60_000).await.unwrap().unwrap();
+    assert_eq!(
+        next.spec,
+        JobSpec::CreateTag {
+            release_id: second_release
+        }
+    );
+    let outcomes: Vec<_> = store
+        .job_attempts(first)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, ["tagged"]);
+
+    // A build event: its job is born claimed in a lane of its own.
+    let answer = store
+        .ingest(Ingest::Delivery {
+            delivery: delivery(Some("build-1".into()), "{}".into()),
+            outcome: "build queued".into(),
+            build_lane: Some("build:build-1".into()),
+            max_attempts: 5,
+            claim: Some(claim.clone()),
+        })
+        .await
+        .unwrap();
+    let Ingested::Queued {
+        claimed_job: Some(build),
+        delivery_id,
+    } = answer
+    else {
+        panic!("a build job is born claimed: {answer:?}")
+    };
+    let job = store.job(build).await.unwrap().unwrap();
+    assert_eq!(
+        (job.kind.as_str(), job.state.as_str()),
+        ("handle_build", "running")
+    );
+    assert_eq!(
+        store.job_attempts(build).await.unwrap()[0]["attempt"],
+        1,
+        "delivery {delivery_id}"
+    );
 }
