@@ -166,8 +166,10 @@ impl App {
     /// A claim for a job about to be made, when one of the worker's loops here is idle to run it
     /// at once; `None` when they are all busy (or none runs in this process): the job is queued
     /// and claimed as usual.
+    /// A claim given is a promise of that loop ([`crate::worker::Handoff::reserve`]): it ends
+    /// with [`Self::hand_off`] (`reserved`) or `handoff.unreserve()`.
     pub fn born_claim(&self) -> Option<crate::store::BornClaim> {
-        self.handoff.has_idle_loop().then(|| self.claim())
+        self.handoff.reserve().then(|| self.claim())
     }
 
     /// A claim for a job the running step makes and runs after itself, when the worker's loops
@@ -183,9 +185,10 @@ impl App {
         }
     }
 
-    /// Hands a job born claimed by [`Self::born_claim`] or [`Self::own_claim`] to the worker.
-    pub fn hand_off(&self, job: crate::store::ClaimedJob) {
-        self.handoff.give(job);
+    /// Hands a job born claimed by [`Self::born_claim`] (`reserved`) or [`Self::own_claim`] to
+    /// the worker.
+    pub fn hand_off(&self, job: crate::store::ClaimedJob, reserved: bool) {
+        self.handoff.give(job, reserved);
         self.jobs_ready.notify_one();
     }
 }

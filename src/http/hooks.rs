@@ -180,26 +180,41 @@ async fn record(app: &App, op: Ingest) -> Result<Ingested, StoreError> {
     };
     let app = app.clone();
     tokio::spawn(async move {
-        let r = app.store.ingest(op).await?;
-        let born = match r {
-            Ingested::Created {
+        let r = app.store.ingest(op).await;
+        let born = match &r {
+            Ok(Ingested::Created {
                 release_id,
                 claimed_job: Some(id),
                 ..
-            } => Some((id, JobSpec::CreateTag { release_id })),
-            Ingested::Queued {
+            }) => Some((
+                *id,
+                JobSpec::CreateTag {
+                    release_id: *release_id,
+                },
+            )),
+            Ok(Ingested::Queued {
                 delivery_id,
                 claimed_job: Some(id),
-            } => Some((id, JobSpec::HandleBuild { delivery_id })),
+            }) => Some((
+                *id,
+                JobSpec::HandleBuild {
+                    delivery_id: *delivery_id,
+                },
+            )),
             _ => None,
         };
         match born {
             Some((id, spec)) => {
-                app.hand_off(ClaimedJob::born(id, spec, app.max_attempts(), &claim))
+                app.hand_off(ClaimedJob::born(id, spec, app.max_attempts(), &claim), true)
             }
-            None => app.jobs_ready.notify_one(),
+            None => {
+                app.handoff.unreserve();
+                if r.is_ok() {
+                    app.jobs_ready.notify_one();
+                }
+            }
         }
-        Ok(r)
+        r
     })
     .await
     .unwrap_or_else(|e| {

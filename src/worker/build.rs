@@ -192,7 +192,7 @@ pub async fn run(app: &App, job: &ClaimedJob, delivery_id: i64) -> StepResult {
     tx.commit().await?;
     tracing::info!(release.id = release.id, tag = %found.tag, %status, "build recorded");
     if let Some(deploy) = deploy {
-        app.hand_off(deploy);
+        app.hand_off(deploy, false);
     }
     Ok(())
 }

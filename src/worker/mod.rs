@@ -58,13 +58,17 @@ pub enum Ran {
 }
 
 /// Jobs born claimed by this process's worker ([`crate::store::BornClaim`]), waiting for one of
-/// its loops, and how many loops wait idle. A job whose lease has run down too far while it
-/// waited here is dropped: its lease expires and it is claimed as usual, by whichever worker comes
-/// first (so no two run it at once).
+/// its loops, and how many loops wait idle. A job is born claimed at ingest only against a
+/// reservation ([`Self::reserve`]): at most one job promised per idle loop, counting the jobs being
+/// recorded and those waiting here, so that a burst of webhooks does not pile jobs up for a few
+/// loops. A job whose lease has run down too far while it waited here is dropped: its lease
+/// expires and it is claimed as usual, by whichever worker comes first (so no two run it at once).
 #[derive(Debug, Default)]
 pub struct Handoff {
     jobs: Mutex<VecDeque<(ClaimedJob, Instant)>>,
     idle: AtomicUsize,
+    /// Jobs promised to idle loops: reserved for a job being recorded, or waiting here.
+    promised: AtomicUsize,
     /// The worker's loops run ([`run`]).
     running: AtomicBool,
     /// Jobs handed over since the start.
@@ -86,16 +90,34 @@ impl Handoff {
         self.handed.load(Ordering::Relaxed)
     }
 
-    /// Whether a loop waits idle with no job handed to it yet.
-    pub fn has_idle_loop(&self) -> bool {
-        let waiting = self.jobs.lock().map(|j| j.len()).unwrap_or(usize::MAX);
-        self.idle.load(Ordering::Relaxed) > waiting
+    /// Promises an idle loop to a job about to be recorded, if one has nothing promised yet. The
+    /// promise ends with [`Self::give`] (`reserved`) or [`Self::unreserve`].
+    pub fn reserve(&self) -> bool {
+        self.promised
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                (p < self.idle.load(Ordering::Acquire)).then_some(p + 1)
+            })
+            .is_ok()
     }
 
-    pub fn give(&self, job: ClaimedJob) {
+    /// Ends a promise that brought no job (the lane was busy, the delivery a duplicate, the
+    /// store failed).
+    pub fn unreserve(&self) {
+        let _ = self
+            .promised
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| p.checked_sub(1));
+    }
+
+    /// Queues a job born claimed for the next loop; `reserved`: against a promise of
+    /// [`Self::reserve`].
+    pub fn give(&self, job: ClaimedJob, reserved: bool) {
         self.handed.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.push_back((job, Instant::now()));
+        if !reserved {
+            self.promised.fetch_add(1, Ordering::AcqRel);
+        }
+        match self.jobs.lock() {
+            Ok(mut jobs) => jobs.push_back((job, Instant::now())),
+            Err(_) => self.unreserve(),
         }
     }
 
@@ -104,6 +126,7 @@ impl Handoff {
     fn take(&self, lease: Duration) -> Option<ClaimedJob> {
         let mut jobs = self.jobs.lock().ok()?;
         while let Some((job, given)) = jobs.pop_front() {
+            self.unreserve();
             if given.elapsed() < lease / 2 {
                 return Some(job);
             }
@@ -116,10 +139,15 @@ impl Handoff {
     }
 
     fn drain(&self) -> Vec<ClaimedJob> {
-        self.jobs
+        let jobs: Vec<ClaimedJob> = self
+            .jobs
             .lock()
             .map(|mut j| j.drain(..).map(|(job, _)| job).collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        for _ in &jobs {
+            self.unreserve();
+        }
+        jobs
     }
 }
 
@@ -363,30 +391,38 @@ mod tests {
     }
 
     #[test]
-    fn a_job_is_born_claimed_only_for_a_loop_with_nothing_handed_to_it() {
+    fn each_idle_loop_is_promised_one_job_at_most() {
         let h = Handoff::default();
-        assert!(!h.has_idle_loop(), "no loop waits");
+        assert!(!h.reserve(), "no loop waits");
         let first = Idle::new(&h.idle);
         let second = Idle::new(&h.idle);
-        assert!(h.has_idle_loop());
-        h.give(job(1));
-        assert!(h.has_idle_loop(), "one of two idle loops has nothing yet");
-        h.give(job(2));
-        assert!(!h.has_idle_loop());
+        assert!(h.reserve() && h.reserve());
+        assert!(!h.reserve(), "two loops, two promises");
+        h.give(job(1), true);
+        h.unreserve(); // the second delivery brought no job
+        assert!(h.reserve(), "one loop has nothing promised again");
+        h.give(job(2), true);
+        assert!(!h.reserve());
         drop((first, second));
-        assert_eq!(h.idle.load(Ordering::Relaxed), 0);
         let lease = Duration::from_secs(60);
         assert_eq!(h.take(lease).map(|j| j.id), Some(1), "in the order given");
         assert_eq!(h.take(lease).map(|j| j.id), Some(2));
         assert!(h.take(lease).is_none());
+        assert_eq!(h.promised.load(Ordering::Relaxed), 0);
+        // A job a step makes and runs after itself needs no promise, and counts while it waits.
+        let _idle = Idle::new(&h.idle);
+        h.give(job(3), false);
+        assert!(!h.reserve());
+        assert_eq!(h.take(lease).map(|j| j.id), Some(3));
+        assert!(h.reserve());
     }
 
     #[test]
     fn a_handed_job_whose_lease_ran_down_is_left_to_its_expiry() {
         let h = Handoff::default();
-        h.give(job(1));
+        h.give(job(1), false);
         std::thread::sleep(Duration::from_millis(200));
-        h.give(job(2));
+        h.give(job(2), false);
         // A 300 ms lease: job 1 waited past half of it, job 2 did not.
         let lease = Duration::from_millis(300);
         assert_eq!(h.take(lease).map(|j| j.id), Some(2));
