@@ -343,3 +343,145 @@ async fn jobs_born_claimed_at_ingest_keep_their_lane_order() {
         "delivery {delivery_id}"
     );
 }
+
+/// A ticket's writes, read back field by field: the release
+/// and its first event, the delivery with its outcome, a `create_tag` job that parses; a second
+/// ticket for the same commit joins with its own delivery and event; the first ticket again is a
+/// duplicate naming its release.
+#[tokio::test]
+async fn a_ticket_records_its_release_delivery_event_and_job() {
+    use hoist::domain::JobSpec;
+
+    let (store, _dir) = store().await;
+    let ticket = |key: &str, issue: &str| {
+        (
+            NewDelivery {
+                source: "jira",
+                key: Some(key.into()),
+                event: "jira:issue_updated".into(),
+                client_ip: Some("192.0.2.7".into()),
+                body: format!("{{\"issue\": \"{issue}\"}}"),
+            },
+            NewRelease {
+                project: "payments-api".into(),
+                env: "stg".into(),
+                repo: "acme/payments-api".into(),
+                commit: "abc1234".into(),
+                issue: Some(issue.into()),
+            },
+        )
+    };
+    let (d, r) = ticket("t-1", "PAY-1");
+    let Ingested::Created {
+        release_id,
+        delivery_id,
+        claimed_job: None,
+    } = store.ingest_release(d, r, 7).await.unwrap()
+    else {
+        panic!("the first ticket starts a release")
+    };
+    let release = store.release(release_id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            release.project.as_str(),
+            release.env.as_str(),
+            release.repo.as_str(),
+            release.commit.as_str(),
+            release.issue.as_deref(),
+            release.status.as_str()
+        ),
+        (
+            "payments-api",
+            "stg",
+            "acme/payments-api",
+            "abc1234",
+            Some("PAY-1"),
+            "received"
+        )
+    );
+    let delivery = store.delivery(delivery_id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            delivery.source.as_str(),
+            delivery.delivery_key.as_deref(),
+            delivery.event.as_str(),
+            delivery.client_ip.as_deref(),
+            delivery.body.as_str(),
+            delivery.outcome.as_str(),
+            delivery.release_id
+        ),
+        (
+            "jira",
+            Some("t-1"),
+            "jira:issue_updated",
+            Some("192.0.2.7"),
+            "{\"issue\": \"PAY-1\"}",
+            "release started",
+            Some(release_id)
+        )
+    );
+    let job = store.claim_job("w", 60_000).await.unwrap().unwrap();
+    assert_eq!(job.spec, JobSpec::CreateTag { release_id });
+    assert_eq!(job.max_attempts, 7);
+    let row = store.job(job.id).await.unwrap().unwrap();
+    assert_eq!(row.lane, "tag:payments-api:stg");
+
+    let (d, r) = ticket("t-2", "PAY-2");
+    let joined = store.ingest_release(d, r, 7).await.unwrap();
+    let Ingested::Existing {
+        release_id: same,
+        delivery_id: second,
+    } = joined
+    else {
+        panic!("a second ticket for the commit joins: {joined:?}")
+    };
+    assert_eq!(same, release_id);
+    assert_eq!(
+        store.delivery(second).await.unwrap().unwrap().outcome,
+        format!("joined open release {release_id}")
+    );
+    let events: Vec<_> = store
+        .events(release_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.step, e.message))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (
+                "received".to_string(),
+                "ticket PAY-1 asks for abc1234 on payments-api (stg)".to_string()
+            ),
+            (
+                "received".to_string(),
+                "another request for the same commit joined this release (issue PAY-2)".to_string()
+            )
+        ]
+    );
+    assert_eq!(
+        count_jobs(&store).await,
+        1,
+        "joining makes no second tag job"
+    );
+
+    let (d, r) = ticket("t-1", "PAY-1");
+    assert_eq!(
+        store.ingest_release(d, r, 7).await.unwrap(),
+        Ingested::Duplicate {
+            delivery_id,
+            release_id: Some(release_id)
+        }
+    );
+}
+
+async fn count_jobs(store: &Store) -> i64 {
+    store
+        .job_counts()
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum()
+}
