@@ -362,7 +362,21 @@ impl Tx {
         let now = now_ms();
         let payload =
             serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let row = sqlx::query(sql::ENQUEUE_CLAIMED)
+        let postgres = self.is_postgres();
+        // PostgreSQL opens the first attempt in the same statement (one round trip); SQLite has
+        // no writes inside WITH, so a second statement does it.
+        let text = if postgres {
+            format!(
+                "WITH job AS ({}),
+                 attempt AS (INSERT INTO job_attempts (job_id, attempt, worker, started_at)
+                             SELECT id, 1, $7, $6 FROM job WHERE state = 'running')
+                 SELECT id, state FROM job",
+                sql::ENQUEUE_CLAIMED
+            )
+        } else {
+            sql::ENQUEUE_CLAIMED.to_string()
+        };
+        let row = sqlx::query(sqlx::AssertSqlSafe(text))
             .bind(spec.kind())
             .bind(spec.release_id())
             .bind(lane)
@@ -375,7 +389,7 @@ impl Tx {
             .await?;
         let id: i64 = row.try_get("id")?;
         let claimed = row.try_get::<String, _>("state")? == "running";
-        if claimed {
+        if claimed && !postgres {
             sqlx::query(sql::START_ATTEMPT)
                 .bind(id)
                 .bind(1_i64)
@@ -390,7 +404,7 @@ impl Tx {
     /// Marks a claimed job done. `false` (and nothing written) when this worker no longer holds the
     /// claim: another worker took the job over, and its result is the one that counts.
     pub async fn finish_job(&mut self, job: &ClaimedJob, outcome: &str) -> Result<bool> {
-        self.end_claim(job, "done", None, None, outcome).await
+        self.end_claim(job, End::done(outcome)).await
     }
 
     /// Records a failed attempt: back to the queue at `retry_at`, or `failed` for good when it is
@@ -401,60 +415,22 @@ impl Tx {
         error: &str,
         retry_at: Option<i64>,
     ) -> Result<bool> {
-        let state = if retry_at.is_some() {
-            "queued"
-        } else {
-            "failed"
-        };
-        self.end_claim(job, state, retry_at, Some(error), "error")
-            .await
+        self.end_claim(job, End::failed(error, retry_at)).await
     }
 
-    /// Ends this worker's claim on `job`: the job moves to `state` (finished now unless it is
-    /// queued again at `retry_at`, with `error` as its last error if given), only if the row still
-    /// names this worker and attempt and is running; the attempt is closed either way. Answers
-    /// whether the claim was still held.
-    async fn end_claim(
-        &mut self,
-        job: &ClaimedJob,
-        state: &str,
-        retry_at: Option<i64>,
-        error: Option<&str>,
-        outcome: &str,
-    ) -> Result<bool> {
-        const END: &str = "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error),
-             lease_until = NULL, finished_at = $4, updated_at = $5
-             WHERE id = $6 AND claimed_by = $7 AND attempts = $8 AND state = 'running'";
+    /// Ends this worker's claim on `job` (see [`End`]): the job moves to its new state only if
+    /// the row still names this worker and attempt and is running; the attempt is closed either
+    /// way. Answers whether the claim was still held.
+    async fn end_claim(&mut self, job: &ClaimedJob, end: End<'_>) -> Result<bool> {
         let postgres = self.is_postgres();
-        let sql = if postgres {
-            // One statement, so one round trip: the job's update, and its attempt closed with
-            // the outcome that update tells (PostgreSQL allows writes inside WITH).
-            format!(
-                "WITH job AS ({END} RETURNING id),
-                 attempt AS (UPDATE job_attempts SET finished_at = $5,
-                                    outcome = CASE WHEN EXISTS (SELECT 1 FROM job) THEN $9 ELSE 'lost lease' END, error = $3
-                             WHERE job_id = $6 AND attempt = $8 AND worker = $7)
-                 SELECT COUNT(*) FROM job"
-            )
-        } else {
-            END.to_string()
-        };
-        let now = now_ms();
-        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(state)
-            .bind(retry_at)
-            .bind(error)
-            .bind(if retry_at.is_some() { None } else { Some(now) })
-            .bind(now)
-            .bind(job.id)
-            .bind(&job.worker)
-            .bind(job.attempt);
+        let query = end.query(job, postgres);
         if postgres {
-            let row = query.bind(outcome).fetch_one(self.conn()).await?;
+            let row = query.fetch_one(self.conn()).await?;
             return Ok(row.try_get::<i64, _>(0)? == 1);
         }
         let held = query.execute(self.conn()).await?.rows_affected() == 1;
-        self.close_attempt(job, held, outcome, error).await?;
+        self.close_attempt(job, held, end.outcome, end.error)
+            .await?;
         Ok(held)
     }
 
@@ -478,5 +454,113 @@ impl Tx {
             .execute(self.conn())
             .await?;
         Ok(())
+    }
+}
+
+/// How a claimed job ends: its new `state` (finished now unless it is queued again at
+/// `retry_at`), `error` as its last error if given, and its attempt's `outcome`.
+#[derive(Clone, Copy)]
+struct End<'a> {
+    state: &'a str,
+    retry_at: Option<i64>,
+    error: Option<&'a str>,
+    outcome: &'a str,
+}
+
+impl<'a> End<'a> {
+    fn done(outcome: &'a str) -> Self {
+        Self {
+            state: "done",
+            retry_at: None,
+            error: None,
+            outcome,
+        }
+    }
+
+    /// Back to the queue at `retry_at`, or `failed` for good when it is `None`.
+    fn failed(error: &'a str, retry_at: Option<i64>) -> Self {
+        Self {
+            state: if retry_at.is_some() {
+                "queued"
+            } else {
+                "failed"
+            },
+            retry_at,
+            error: Some(error),
+            outcome: "error",
+        }
+    }
+
+    /// The job's update. On PostgreSQL it also closes the attempt, with the outcome the update
+    /// tells, and answers the number of job rows it changed: one statement, so one round trip
+    /// and, outside a transaction, a commit of its own.
+    fn query(
+        self,
+        job: &'a ClaimedJob,
+        postgres: bool,
+    ) -> sqlx::query::Query<'a, sqlx::Any, sqlx::any::AnyArguments> {
+        const END: &str = "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error),
+             lease_until = NULL, finished_at = $4, updated_at = $5
+             WHERE id = $6 AND claimed_by = $7 AND attempts = $8 AND state = 'running'";
+        let sql = if postgres {
+            format!(
+                "WITH job AS ({END} RETURNING id),
+                 attempt AS (UPDATE job_attempts SET finished_at = $5,
+                                    outcome = CASE WHEN EXISTS (SELECT 1 FROM job) THEN $9 ELSE 'lost lease' END, error = $3
+                             WHERE job_id = $6 AND attempt = $8 AND worker = $7)
+                 SELECT COUNT(*) FROM job"
+            )
+        } else {
+            END.to_string()
+        };
+        let now = now_ms();
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(self.state)
+            .bind(self.retry_at)
+            .bind(self.error)
+            .bind(if self.retry_at.is_some() {
+                None
+            } else {
+                Some(now)
+            })
+            .bind(now)
+            .bind(job.id)
+            .bind(&job.worker)
+            .bind(job.attempt);
+        if postgres {
+            query.bind(self.outcome)
+        } else {
+            query
+        }
+    }
+}
+
+impl Store {
+    /// [`Tx::finish_job`] alone, committed at once.
+    pub async fn finish_job(&self, job: &ClaimedJob, outcome: &str) -> Result<bool> {
+        self.end_claim(job, End::done(outcome)).await
+    }
+
+    /// [`Tx::fail_job`] alone, committed at once.
+    pub async fn fail_job(
+        &self,
+        job: &ClaimedJob,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> Result<bool> {
+        self.end_claim(job, End::failed(error, retry_at)).await
+    }
+
+    /// A claim's end as a transaction of its own: on PostgreSQL the one statement, autocommitted
+    /// (one round trip instead of three: `BEGIN`, the statement, `COMMIT`).
+    async fn end_claim(&self, job: &ClaimedJob, end: End<'_>) -> Result<bool> {
+        if self.backend == Backend::Postgres {
+            let row = end.query(job, true).fetch_one(&self.pool).await?;
+            return Ok(row.try_get::<i64, _>(0)? == 1);
+        }
+        let mut tx = self.begin().await?;
+        let held = tx.end_claim(job, end).await?;
+        tx.commit().await?;
+        Ok(held)
     }
 }

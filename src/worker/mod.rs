@@ -242,8 +242,11 @@ async fn record_failure(app: &App, job: &ClaimedJob, e: &StepError) -> Result<()
             tracing::error!(job.id = job.id, job.kind = job.spec.kind(), error = %message, attempts = job.attempt, "job failed for good")
         }
     }
+    if retry_at.is_some() {
+        return app.store.fail_job(job, &message, retry_at).await.map(drop);
+    }
     let mut tx = app.store.begin().await?;
-    if tx.fail_job(job, &message, retry_at).await? && retry_at.is_none() {
+    if tx.fail_job(job, &message, None).await? {
         give_up(&mut tx, app, job, &message).await?;
     }
     tx.commit().await
@@ -283,9 +286,7 @@ async fn give_up(tx: &mut Tx, app: &App, job: &ClaimedJob, error: &str) -> Resul
 
 /// Marks a job done with no other effect.
 async fn finish_job(app: &App, job: &ClaimedJob, outcome: &str) -> StepResult {
-    let mut tx = app.store.begin().await?;
-    tx.finish_job(job, outcome).await?;
-    tx.commit().await?;
+    app.store.finish_job(job, outcome).await?;
     Ok(())
 }
 
@@ -362,12 +363,9 @@ pub async fn run(app: App, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     // Jobs handed over that no loop started go back to the queue now rather than wait out their
     // lease.
     for job in app.handoff.drain() {
-        let handed_back = async {
-            let mut tx = app.store.begin().await?;
-            tx.fail_job(&job, "not started: the worker stopped", Some(now_ms()))
-                .await?;
-            tx.commit().await
-        };
+        let handed_back =
+            app.store
+                .fail_job(&job, "not started: the worker stopped", Some(now_ms()));
         if let Err(e) = handed_back.await {
             tracing::warn!(job.id = job.id, error = %e, "could not hand a job back; it is claimed again after its lease");
         }

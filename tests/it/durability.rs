@@ -359,3 +359,62 @@ async fn a_late_finish_after_another_worker_took_over_changes_nothing() {
         "each attempt closed with what happened to it"
     );
 }
+
+/// The same through the store's own `finish_job` and `fail_job`, which commit at once (on
+/// PostgreSQL one autocommitted statement, no transaction around it): a lost claim changes
+/// nothing; the holder's retry requeues the job with its error, and its finish ends it; every
+/// attempt is closed with what happened to it.
+#[tokio::test]
+async fn a_claims_end_committed_alone_checks_the_claim_like_one_in_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = hoist::store::Store::connect(&store_for(dir.path()).await, false)
+        .await
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let spec = hoist::domain::JobSpec::CreateTag { release_id: 1 };
+    let id = tx.enqueue(&spec, "tag:test", 5, 0).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let first = store.claim_job("worker-a", 1).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = store.claim_job("worker-b", 60_000).await.unwrap().unwrap();
+    assert_eq!((second.id, second.attempt), (id, 2));
+    assert!(!store.finish_job(&first, "done").await.unwrap());
+    assert!(!store.fail_job(&first, "late", Some(0)).await.unwrap());
+    let job = store.job(id).await.unwrap().unwrap();
+    assert_eq!((job.state.as_str(), job.attempts), ("running", 2));
+
+    // The holder fails, to be retried at once: queued again, with its error kept.
+    assert!(
+        store
+            .fail_job(&second, "bitbucket: 503", Some(0))
+            .await
+            .unwrap()
+    );
+    let job = store.job(id).await.unwrap().unwrap();
+    assert_eq!(job.state, "queued");
+    assert_eq!(job.last_error.as_deref(), Some("bitbucket: 503"));
+    assert_eq!(job.finished_at, None);
+
+    let third = store.claim_job("worker-a", 60_000).await.unwrap().unwrap();
+    assert_eq!((third.id, third.attempt), (id, 3));
+    assert!(store.finish_job(&third, "tag created").await.unwrap());
+    let job = store.job(id).await.unwrap().unwrap();
+    assert_eq!((job.state.as_str(), job.attempts), ("done", 3));
+    assert!(job.finished_at.is_some());
+    let attempts = store.job_attempts(id).await.unwrap();
+    let outcomes: Vec<_> = attempts
+        .iter()
+        .map(|a| (a["attempt"].as_i64().unwrap(), a["outcome"].clone()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (1, "lost lease".into()),
+            (2, "error".into()),
+            (3, "tag created".into())
+        ]
+    );
+    assert_eq!(attempts[1]["error"], "bitbucket: 503");
+    assert!(attempts.iter().all(|a| !a["finished_at"].is_null()));
+}
