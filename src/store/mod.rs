@@ -80,6 +80,10 @@ pub struct Store {
     writer_task: Option<ingest::Writer>,
 }
 
+/// A PostgreSQL connection idle in the pool at least this long is pinged before it is used
+/// ([`Store::connect`]).
+const RECHECK_IDLE: Duration = Duration::from_secs(1);
+
 /// Milliseconds since the Unix epoch, the store's time unit.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -106,6 +110,21 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 10 })
             .acquire_timeout(Duration::from_secs(5))
+            // sqlx pings every connection it hands out, a round trip (on SQLite two thread
+            // wake-ups) before each query or transaction, and pings it again when it comes
+            // back. The check on return stays: a connection idle in the pool for less than
+            // `RECHECK_IDLE` passed it then. One idle longer is pinged before use, so that one
+            // left broken by a database restart or a dropped network path is replaced, not used.
+            // An SQLite connection is a file: it cannot drop.
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if backend == Backend::Postgres && meta.idle_for >= RECHECK_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -418,3 +418,39 @@ async fn a_claims_end_committed_alone_checks_the_claim_like_one_in_a_transaction
     assert_eq!(attempts[1]["error"], "bitbucket: 503");
     assert!(attempts.iter().all(|a| !a["finished_at"].is_null()));
 }
+
+/// PostgreSQL: the pool hands out a connection without a ping only when it was back from use
+/// (and checked then) less than a second ago. Connections the server dropped while they sat idle
+/// longer (a database restart, a failover, a proxy's idle cut) are found and replaced before use:
+/// the next request after them succeeds. (SQLite has no connection to drop.)
+#[tokio::test]
+async fn connections_dropped_by_the_server_while_idle_are_replaced_not_used() {
+    let Some(url) = store_url().await else {
+        return;
+    };
+    let store = hoist::store::Store::connect(&url, false).await.unwrap();
+    // Several connections in the pool, all idle afterwards.
+    let pings = futures_util::future::join_all((0..6).map(|_| store.ping())).await;
+    assert!(pings.iter().all(|ok| *ok));
+    let name = url.rsplit('/').next().unwrap();
+    let admin = format!("{}/postgres", url.rsplit_once('/').unwrap().0);
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    let killed: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()) t"
+    )))
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(killed >= 1, "the pool held connections");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    for _ in 0..8 {
+        assert!(store.ping().await, "a dropped connection was used");
+    }
+    let mut tx = store.begin().await.unwrap();
+    let spec = hoist::domain::JobSpec::CreateTag { release_id: 1 };
+    tx.enqueue(&spec, "tag:test", 5, 0).await.unwrap();
+    tx.commit().await.unwrap();
+}

@@ -14,12 +14,14 @@
 //! - `scm`: SCM calls per release and Hoist's own time per step, on `hoist::stack::Stack`.
 //! - `report`: prints the final table from the `key value` lines the harness collected.
 
+mod delay;
 mod load;
 mod report;
 mod scm;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -90,6 +92,11 @@ enum Cmd {
         /// stack, dropped afterwards).
         #[arg(long, env = "HOIST_BENCH_PG")]
         pg: Option<String>,
+        /// With --pg, also time the steps with PostgreSQL behind a relay that holds every
+        /// chunk this many microseconds each way (a database across a network; the round trip
+        /// is measured and printed).
+        #[arg(long, requires = "pg")]
+        pg_delay_us: Option<u64>,
     },
     /// Print the results table.
     Report { results: PathBuf },
@@ -131,7 +138,11 @@ fn main() -> ExitCode {
             .and_then(|l| l.local_addr())
             .map(|a| println!("{}", a.port()))
             .map_err(Into::into),
-        Cmd::Scm { quick, pg } => scm::run(quick, pg),
+        Cmd::Scm {
+            quick,
+            pg,
+            pg_delay_us,
+        } => scm::run(quick, pg, pg_delay_us.map(Duration::from_micros)),
         Cmd::Report { results } => report::report(&results),
     };
     match r {

@@ -438,14 +438,18 @@ impl Pg {
     }
 }
 
-pub fn run(quick: bool, pg: Option<String>) -> anyhow::Result<()> {
+pub fn run(quick: bool, pg: Option<String>, pg_delay: Option<Duration>) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(measure(quick, pg))
+        .block_on(measure(quick, pg, pg_delay))
 }
 
-async fn measure(quick: bool, pg: Option<String>) -> anyhow::Result<()> {
+async fn measure(
+    quick: bool,
+    pg: Option<String>,
+    pg_delay: Option<Duration>,
+) -> anyhow::Result<()> {
     let (releases, rounds) = if quick { (4, 10) } else { (20, 100) };
     let mut pg = pg.map(|base| Pg {
         base: base.trim_end_matches('/').to_string(),
@@ -487,8 +491,44 @@ async fn measure(quick: bool, pg: Option<String>) -> anyhow::Result<()> {
         };
         steps(backend, url, rounds).await?;
     }
+    if let (Some(pg), Some(delay)) = (&mut pg, pg_delay) {
+        let url = remote(&pg.fresh().await?, delay).await?;
+        steps("pg_remote", Some(url), rounds).await?;
+    }
     if let Some(pg) = &mut pg {
         pg.drop_all().await?;
     }
     Ok(())
+}
+
+/// `url` (a PostgreSQL database) behind a [`crate::delay::relay`] holding each chunk `delay`
+/// each way. Prints the round trip of `SELECT 1` through it (median of 20), which is what a step's
+/// statements pay.
+async fn remote(url: &str, delay: Duration) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(url)?;
+    let host = url.host_str().context("the PostgreSQL URL has no host")?;
+    let target = tokio::net::lookup_host((host, url.port().unwrap_or(5432)))
+        .await?
+        .next()
+        .context("the PostgreSQL host has no address")?;
+    let relay = crate::delay::relay(target, delay)?;
+    url.set_host(Some("127.0.0.1"))?;
+    url.set_port(Some(relay.port()))
+        .map_err(|()| anyhow::anyhow!("cannot set the relay's port"))?;
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url.as_str()).await?;
+    let mut rtts = Vec::new();
+    for _ in 0..20 {
+        let at = Instant::now();
+        sqlx::query("SELECT 1").execute(&mut conn).await?;
+        rtts.push(at.elapsed());
+    }
+    rtts.sort();
+    let rtt = rtts[rtts.len() / 2];
+    println!(
+        "pg_remote: PostgreSQL behind a relay holding each chunk {} us each way; SELECT 1 round trip {:.2} ms (median of 20)",
+        delay.as_micros(),
+        rtt.as_secs_f64() * 1e3
+    );
+    println!("RESULT step.pg_remote.rtt_us {}", rtt.as_micros());
+    Ok(url.to_string())
 }
