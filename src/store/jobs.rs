@@ -122,7 +122,14 @@ impl Store {
                                  SELECT id, attempts, $2, $3 FROM claimed)
                      SELECT id, payload, attempts, max_attempts, created_at FROM claimed"
                 );
+                // Planned anew each time (an unnamed statement), with the table as it is now. A
+                // cached plan is made once, for the table as it was: while the queue was new
+                // PostgreSQL planned the lane check as a scan of every unfinished job, and with
+                // thousands of jobs waiting for a retry each claim then read them all (1.3 ms
+                // per claim under `auto_explain` at 1,600 webhooks/s, and one claim at a time).
+                // Planned per call, it is an index lookup per candidate: 0.08-0.12 ms.
                 sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .persistent(false)
                     .bind(now + lease_ms)
                     .bind(worker)
                     .bind(now)
