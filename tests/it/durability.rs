@@ -310,11 +310,14 @@ async fn ten_concurrent_copies_of_one_delivery_make_one_release_and_one_deploy()
     s.stop().await.unwrap();
 }
 
-/// A worker that went silent past its lease loses the job to another: the first one's late finish
-/// changes nothing and its attempt is closed as `lost lease`; the second one's counts. (On
-/// PostgreSQL the job's update and its attempt's close are one statement.)
-#[tokio::test]
-async fn a_late_finish_after_another_worker_took_over_changes_nothing() {
+/// A store with one job, claimed by `worker-a` with a 1 ms lease: answers the store (and the
+/// folder of its SQLite file, kept while the store is used), the job's id and that claim.
+async fn one_claimed_job() -> (
+    tempfile::TempDir,
+    hoist::store::Store,
+    i64,
+    hoist::store::ClaimedJob,
+) {
     let dir = tempfile::tempdir().unwrap();
     let store = hoist::store::Store::connect(&store_for(dir.path()).await, false)
         .await
@@ -323,8 +326,16 @@ async fn a_late_finish_after_another_worker_took_over_changes_nothing() {
     let spec = hoist::domain::JobSpec::CreateTag { release_id: 1 };
     let id = tx.enqueue(&spec, "tag:test", 5, 0).await.unwrap();
     tx.commit().await.unwrap();
-
     let first = store.claim_job("worker-a", 1).await.unwrap().unwrap();
+    (dir, store, id, first)
+}
+
+/// A worker that went silent past its lease loses the job to another: the first one's late finish
+/// changes nothing and its attempt is closed as `lost lease`; the second one's counts. (On
+/// PostgreSQL the job's update and its attempt's close are one statement.)
+#[tokio::test]
+async fn a_late_finish_after_another_worker_took_over_changes_nothing() {
+    let (_dir, store, id, first) = one_claimed_job().await;
     assert_eq!((first.id, first.attempt), (id, 1));
     tokio::time::sleep(Duration::from_millis(20)).await;
     let second = store.claim_job("worker-b", 60_000).await.unwrap().unwrap();
@@ -366,16 +377,7 @@ async fn a_late_finish_after_another_worker_took_over_changes_nothing() {
 /// attempt is closed with what happened to it.
 #[tokio::test]
 async fn a_claims_end_committed_alone_checks_the_claim_like_one_in_a_transaction() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = hoist::store::Store::connect(&store_for(dir.path()).await, false)
-        .await
-        .unwrap();
-    let mut tx = store.begin().await.unwrap();
-    let spec = hoist::domain::JobSpec::CreateTag { release_id: 1 };
-    let id = tx.enqueue(&spec, "tag:test", 5, 0).await.unwrap();
-    tx.commit().await.unwrap();
-
-    let first = store.claim_job("worker-a", 1).await.unwrap().unwrap();
+    let (_dir, store, id, first) = one_claimed_job().await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let second = store.claim_job("worker-b", 60_000).await.unwrap().unwrap();
     assert_eq!((second.id, second.attempt), (id, 2));
