@@ -429,13 +429,15 @@ impl Tx {
     /// the row still names this worker and attempt and is running; the attempt is closed either
     /// way. Answers whether the claim was still held.
     async fn end_claim(&mut self, job: &ClaimedJob, end: End<'_>) -> Result<bool> {
-        let postgres = self.is_postgres();
-        let query = end.query(job, postgres);
-        if postgres {
-            let row = query.fetch_one(self.conn()).await?;
-            return Ok(row.try_get::<i64, _>(0)? == 1);
+        if self.is_postgres() {
+            return end.on_postgres(job, self.conn()).await;
         }
-        let held = query.execute(self.conn()).await?.rows_affected() == 1;
+        let held = end
+            .query(job, false)
+            .execute(self.conn())
+            .await?
+            .rows_affected()
+            == 1;
         self.close_attempt(job, held, end.outcome, end.error)
             .await?;
         Ok(held)
@@ -540,6 +542,16 @@ impl<'a> End<'a> {
             query
         }
     }
+
+    /// PostgreSQL's one statement on `db`: in a transaction, or on the pool, committed alone.
+    /// Answers whether the claim was still held.
+    async fn on_postgres<'c, E>(self, job: &ClaimedJob, db: E) -> Result<bool>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        let row = self.query(job, true).fetch_one(db).await?;
+        Ok(row.try_get::<i64, _>(0)? == 1)
+    }
 }
 
 impl Store {
@@ -562,8 +574,7 @@ impl Store {
     /// (one round trip instead of three: `BEGIN`, the statement, `COMMIT`).
     async fn end_claim(&self, job: &ClaimedJob, end: End<'_>) -> Result<bool> {
         if self.backend == Backend::Postgres {
-            let row = end.query(job, true).fetch_one(&self.pool).await?;
-            return Ok(row.try_get::<i64, _>(0)? == 1);
+            return end.on_postgres(job, &self.pool).await;
         }
         let mut tx = self.begin().await?;
         let held = tx.end_claim(job, end).await?;

@@ -305,6 +305,11 @@ async fn jobs_born_claimed_at_ingest_keep_their_lane_order() {
             release_id: second_release
         }
     );
+    // Born queued, it had no attempt: the claim opened its first.
+    let attempts = store.job_attempts(next.id).await.unwrap();
+    assert_eq!(next.attempt, 1);
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["attempt"], 1);
     let outcomes: Vec<_> = store
         .job_attempts(first)
         .await
