@@ -69,8 +69,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    /// One claim at a time from this process ([`Store::claim_job`]).
-    claims: Arc<tokio::sync::Mutex<()>>,
+    /// One claim at a time from this process ([`Store::claim_job`]), and how many were made.
+    claims: Arc<tokio::sync::Mutex<u64>>,
     backend: Backend,
     /// SQLite has one writer at a time: they queue here ([`write_lock`]). (Other processes on
     /// the same file still meet the busy handler; PostgreSQL needs no such lock.)

@@ -14,3 +14,4 @@ mod process;
 mod pushes;
 mod ticket_to_tag;
 mod util;
+mod worker;
