@@ -169,20 +169,31 @@ impl Drop for Idle<'_> {
 
 /// Runs one job, if one is ready: one handed over (born claimed here), else one claimed.
 pub async fn run_next(app: &App) -> Result<Ran, StoreError> {
+    match next_job(app).await? {
+        Some(job) => run_claimed(app, job).await,
+        None => Ok(Ran::Empty),
+    }
+}
+
+/// The next job for this process: one handed over (born claimed here), else one claimed from the
+/// store, else `None`.
+async fn next_job(app: &App) -> Result<Option<ClaimedJob>, StoreError> {
     let lease_ms = app.lease_ms();
-    let handed = app.handoff.take(Duration::from_millis(lease_ms as u64));
-    let job = match handed {
-        Some(job) => job,
-        None => match app.store.claim_job(&app.worker_id, lease_ms).await? {
-            Some(job) => {
-                // More may be due (the poll found this one): the next idle loop looks at once,
-                // so that due jobs start together, not one per poll.
-                app.jobs_ready.notify_one();
-                job
-            }
-            None => return Ok(Ran::Empty),
-        },
-    };
+    if let Some(job) = app.handoff.take(Duration::from_millis(lease_ms as u64)) {
+        return Ok(Some(job));
+    }
+    let job = app.store.claim_job(&app.worker_id, lease_ms).await?;
+    if job.is_some() {
+        // More may be due (the poll found this one): the next idle loop looks at once, so that
+        // jobs due together start together, not one per poll.
+        app.jobs_ready.notify_one();
+    }
+    Ok(job)
+}
+
+/// Runs a claimed job to its end: done, or its failure recorded (a retry or a give-up).
+async fn run_claimed(app: &App, job: ClaimedJob) -> Result<Ran, StoreError> {
+    let lease_ms = app.lease_ms();
     let span = tracing::info_span!(
         "job",
         job.id = job.id,
@@ -362,21 +373,33 @@ pub async fn run(app: App, mut shutdown: tokio::sync::watch::Receiver<bool>) {
                 if *shutdown.borrow() {
                     return;
                 }
-                // Registered before the claim, so a job enqueued meanwhile is not missed. One
-                // loop is woken per job (`notify_one`): waking them all would send every idle
-                // loop into a claim that finds nothing, each taking the store's write lock.
-                let notified = app.jobs_ready.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                match run_next(&app).await {
-                    Ok(Ran::Job(_)) => continue,
-                    Ok(Ran::Empty) => {}
-                    Err(e) => tracing::warn!(error = %e, "worker could not claim a job"),
-                }
-                let _idle = Idle::new(&app.handoff.idle);
-                tokio::select! {
-                    _ = notified => {}
-                    _ = shutdown.changed() => {}
+                // Registered before the claim, so a job enqueued meanwhile is not missed, and
+                // dropped before the job runs: a wake-up that reached this loop while it claimed
+                // goes on to another waiting loop then, not after the job. One loop is woken per
+                // job (`notify_one`): waking them all would send every idle loop into a claim that
+                // finds nothing, each taking the store's write lock.
+                let job = {
+                    let mut notified = std::pin::pin!(app.jobs_ready.notified());
+                    notified.as_mut().enable();
+                    match next_job(&app).await {
+                        Ok(Some(job)) => Some(job),
+                        found => {
+                            if let Err(e) = found {
+                                tracing::warn!(error = %e, "worker could not claim a job");
+                            }
+                            let _idle = Idle::new(&app.handoff.idle);
+                            tokio::select! {
+                                _ = notified => {}
+                                _ = shutdown.changed() => {}
+                            }
+                            None
+                        }
+                    }
+                };
+                if let Some(job) = job
+                    && let Err(e) = run_claimed(&app, job).await
+                {
+                    tracing::warn!(error = %e, "worker could not record a job's end");
                 }
             }
         });
