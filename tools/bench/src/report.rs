@@ -108,6 +108,13 @@ pub fn report(path: &std::path::Path) -> anyhow::Result<()> {
             }
         }
     }
+    let tmpfs = r.0.contains_key("sqlite_tmpfs.ign.sat.rps");
+    if tmpfs {
+        servers.push((
+            "sqlite_tmpfs.ign".into(),
+            "hoist sqlite on tmpfs, ignored".into(),
+        ));
+    }
     for (key, label) in &servers {
         for (load, name) in [("sat", "saturation"), ("half", "half rate")] {
             let k = |f: &str| format!("{key}.{load}.{f}");
@@ -150,6 +157,11 @@ pub fn report(path: &std::path::Path) -> anyhow::Result<()> {
     println!(
         "matched job: the project's build job: also queues a handle_build job; the worker runs it meanwhile (Bitbucket is a closed port: the attempt fails at connect and is rescheduled 5-10 min later)."
     );
+    if tmpfs {
+        println!(
+            "on tmpfs: the ignored job with the SQLite file in memory (/dev/shm), its half rate the disk store's: what this machine's disk adds to the rows above; not a target."
+        );
+    }
     if let Some(w) = r.text("warnings") {
         println!("WARNINGS: {w}");
     }
