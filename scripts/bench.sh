@@ -239,6 +239,24 @@ drop_store() { # BACKEND NAME URL
   esac
 }
 
+# start_hoist NAME STORE_URL BUILD_JOB: `hoist serve` on a free port (sets port, SERVER_PID and
+# READY_MS; its configuration is $WORK/NAME.toml).
+start_hoist() {
+  port=$("$BENCH" free-port)
+  hoist_config "$WORK/$1.toml" "$port" "$2" "$3"
+  start "$1" "http://127.0.0.1:$port/healthz" "$HOIST" serve --config "$WORK/$1.toml"
+}
+# load_hoist KEY LOAD SAT_KEY: the pool against the Hoist just started, as KEY: at saturation
+# (LOAD = sat), or at half the rate SAT_KEY recorded (LOAD = half).
+load_hoist() {
+  local url="http://127.0.0.1:$port/hooks/circleci"
+  if [ "$2" = sat ]; then
+    saturate "$1" "$url" "$POOL"
+  else
+    half "$1" "$url" "$POOL" "$(value "$3")"
+  fi
+}
+
 for backend in $BACKENDS; do
   say "ingest: Hoist on $backend"
   readies=()
@@ -249,21 +267,14 @@ for backend in $BACKENDS; do
     if [ "$path" = ign ]; then job=nightly-build; else job=build; fi
     for load in sat half; do
       name="$backend-$path-$load"
-      port=$("$BENCH" free-port)
       fresh_store "$backend" "$name"
-      hoist_config "$WORK/$name.toml" "$port" "$STORE" "$job"
-      start "$name" "http://127.0.0.1:$port/healthz" "$HOIST" serve --config "$WORK/$name.toml"
+      start_hoist "$name" "$STORE" "$job"
       readies+=("$READY_MS")
       if [ -z "$(value "$backend.rss_idle_kb")" ]; then
         sleep 1
         result "$backend.rss_idle_kb" "$(status_kb "$SERVER_PID" VmRSS)"
       fi
-      url="http://127.0.0.1:$port/hooks/circleci"
-      if [ "$load" = sat ]; then
-        saturate "$backend.$path.sat" "$url" "$POOL"
-      else
-        half "$backend.$path.half" "$url" "$POOL" "$(value "$backend.$path.sat.rps")"
-      fi
+      load_hoist "$backend.$path.$load" "$load" "$backend.$path.sat.rps"
       hwm=$(status_kb "$SERVER_PID" VmHWM)
       [ "$hwm" -gt "$peak" ] && peak=$hwm
       stop "$SERVER_PID"
@@ -295,16 +306,9 @@ if [[ " $BACKENDS " == *" sqlite "* ]] && [ -d /dev/shm ] && [ -w /dev/shm ]; th
   say "ingest: Hoist on SQLite with the store on tmpfs"
   SHM_DIR=$(mktemp -d /dev/shm/hoist-bench.XXXXXX)
   for load in sat half; do
-    port=$("$BENCH" free-port)
     mkdir -p "$SHM_DIR/$load"
-    hoist_config "$WORK/tmpfs-$load.toml" "$port" "sqlite://$SHM_DIR/$load/hoist.db" nightly-build
-    start "tmpfs-$load" "http://127.0.0.1:$port/healthz" "$HOIST" serve --config "$WORK/tmpfs-$load.toml"
-    url="http://127.0.0.1:$port/hooks/circleci"
-    if [ "$load" = sat ]; then
-      saturate sqlite_tmpfs.ign.sat "$url" "$POOL"
-    else
-      half sqlite_tmpfs.ign.half "$url" "$POOL" "$(value sqlite.ign.sat.rps)"
-    fi
+    start_hoist "tmpfs-$load" "sqlite://$SHM_DIR/$load/hoist.db" nightly-build
+    load_hoist "sqlite_tmpfs.ign.$load" "$load" sqlite.ign.sat.rps
     stop "$SERVER_PID"
     rm -rf "${SHM_DIR:?}/$load"
   done

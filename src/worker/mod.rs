@@ -381,20 +381,18 @@ pub async fn run(app: App, mut shutdown: tokio::sync::watch::Receiver<bool>) {
                 let job = {
                     let mut notified = std::pin::pin!(app.jobs_ready.notified());
                     notified.as_mut().enable();
-                    match next_job(&app).await {
-                        Ok(Some(job)) => Some(job),
-                        found => {
-                            if let Err(e) = found {
-                                tracing::warn!(error = %e, "worker could not claim a job");
-                            }
-                            let _idle = Idle::new(&app.handoff.idle);
-                            tokio::select! {
-                                _ = notified => {}
-                                _ = shutdown.changed() => {}
-                            }
-                            None
+                    let job = next_job(&app).await.unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "worker could not claim a job");
+                        None
+                    });
+                    if job.is_none() {
+                        let _idle = Idle::new(&app.handoff.idle);
+                        tokio::select! {
+                            _ = notified => {}
+                            _ = shutdown.changed() => {}
                         }
                     }
+                    job
                 };
                 if let Some(job) = job
                     && let Err(e) = run_claimed(&app, job).await
