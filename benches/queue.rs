@@ -37,6 +37,7 @@ async fn ingest(store: &Store, n: usize) -> Duration {
         let d = NewDelivery {
             source: "jira",
             key: Some(format!("bench-{i}")),
+            event_at: String::new(),
             event: "automation".into(),
             client_ip: None,
             body: "{}".repeat(500),

@@ -116,13 +116,14 @@ pub async fn circleci(State(app): State<App>, req: Request) -> Result<Response, 
 
     let event_header = header_str(&parts.headers, "circleci-event-type");
     let ev = circleci::parse(&body, event_header.as_deref())?;
-    let d = delivery(
+    let mut d = delivery(
         "circleci",
         Some(ev.id.clone()),
         event_header.as_deref().unwrap_or("unknown"),
         client,
         &body,
     );
+    d.event_at = ev.happened_at.clone().unwrap_or_default();
 
     let decision = match_build(&app, &ev);
     let (outcome, lane) = match &decision {
@@ -393,6 +394,7 @@ pub(super) fn delivery(
     NewDelivery {
         source,
         key: key.filter(|k| !k.is_empty()),
+        event_at: String::new(),
         event: event.to_string(),
         client_ip: Some(client.to_string()),
         body: body_text(body),

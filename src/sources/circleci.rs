@@ -13,6 +13,10 @@ use super::InputError;
 pub struct BuildEvent {
     /// The payload's top-level `id`: the de-duplication key.
     pub id: String,
+    /// When CircleCI says the event happened (`happened_at`, ISO 8601), as sent: the same on
+    /// every delivery of the event. Stored beside the key so the key's index grows at its end
+    /// ([`crate::store::NewDelivery::event_at`]); `None` when absent, empty or over 64 bytes.
+    pub happened_at: Option<String>,
     pub kind: BuildKind,
     pub project_slug: Option<String>,
     pub project_name: Option<String>,
@@ -35,6 +39,7 @@ pub enum BuildKind {
 #[derive(Deserialize)]
 struct Payload {
     id: Option<String>,
+    happened_at: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
     project: Option<Project>,
@@ -159,6 +164,7 @@ pub fn parse(body: &[u8], event_header: Option<&str>) -> Result<BuildEvent, Inpu
     };
     Ok(BuildEvent {
         id,
+        happened_at: p.happened_at.filter(|t| !t.is_empty() && t.len() <= 64),
         kind,
         project_slug: p.project.as_ref().and_then(|x| x.slug.clone()),
         project_name: p.project.as_ref().and_then(|x| x.name.clone()),
@@ -191,6 +197,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.id, "8bd71c28-4969-3677-8940-3e3a61c46660");
+        assert_eq!(e.happened_at.as_deref(), Some("2021-09-01T22:49:34.279Z"));
         assert_eq!(e.kind, BuildKind::Job);
         assert_eq!(
             e.project_slug.as_deref(),
@@ -238,6 +245,25 @@ mod tests {
         let e = parse(br#"{"id": "ping-1", "type": "ping"}"#, None).unwrap();
         assert_eq!(e.kind, BuildKind::Other);
         assert_eq!(e.commit, None);
+        assert_eq!(e.happened_at, None);
+    }
+
+    /// The event time joins the de-duplication key only as a short string; an empty or
+    /// oversized one is left out (the same way on every redelivery), not refused.
+    #[test]
+    fn happened_at_is_kept_only_when_short() {
+        let at = |value: &str| {
+            let body =
+                format!(r#"{{"id": "e1", "type": "job-completed", "happened_at": {value}}}"#);
+            parse(body.as_bytes(), None).unwrap().happened_at
+        };
+        assert_eq!(
+            at(r#""2026-11-27T09:00:00.123Z""#).as_deref(),
+            Some("2026-11-27T09:00:00.123Z")
+        );
+        assert_eq!(at(r#""""#), None);
+        assert_eq!(at(&format!("{:?}", "9".repeat(65))), None);
+        assert_eq!(at("null"), None);
     }
 
     #[test]

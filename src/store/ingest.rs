@@ -15,6 +15,9 @@ use super::model::{Ingested, NewDelivery, NewRelease};
 use super::{BornClaim, Result, Store, StoreError, Tx, now_ms};
 use crate::domain::JobSpec;
 
+/// A delivery's de-duplication key as the unique index orders it: (source, event time, key).
+type DeliveryKey<'a> = (&'static str, &'a str, &'a str);
+
 /// The most writes one transaction takes.
 pub(super) const MAX_BATCH: usize = 256;
 
@@ -243,7 +246,11 @@ impl Tx {
             else {
                 unreachable!("keyed holds deliveries only")
             };
-            let key = (delivery.source, delivery.key.as_deref().unwrap_or_default());
+            let key = (
+                delivery.source,
+                delivery.event_at.as_str(),
+                delivery.key.as_deref().unwrap_or_default(),
+            );
             out[i] = Some(match ids.get(&key) {
                 // The first request with this key in the batch is the one recorded.
                 Some(&delivery_id) if claimed.insert(key) => match build_lane {
@@ -278,29 +285,30 @@ impl Tx {
     }
 
     /// Inserts the deliveries `ops[i]` for `i` in `chunk` (all keyed), skipping keys taken, and
-    /// notes the id of every row inserted under its (source, key).
+    /// notes the id of every row inserted under its (source, event time, key).
     async fn insert_deliveries_once<'o>(
         &mut self,
         ops: &[&'o Ingest],
         chunk: &[usize],
-        ids: &mut std::collections::HashMap<(&'static str, &'o str), i64>,
+        ids: &mut std::collections::HashMap<DeliveryKey<'o>, i64>,
     ) -> Result<()> {
-        let rows = values(chunk.len(), 7, |p| {
+        let rows = values(chunk.len(), 8, |p| {
             format!(
-                "({}, {}, {}, {}, {}, {}, {}, NULL)",
+                "({}, {}, {}, {}, {}, {}, {}, {}, NULL)",
                 p(1),
                 p(2),
                 p(3),
                 p(4),
                 p(5),
                 p(6),
-                p(7)
+                p(7),
+                p(8)
             )
         });
         let sql = format!(
-            "INSERT INTO deliveries (source, delivery_key, event, client_ip, received_at, body, outcome, release_id)
-             VALUES {rows} ON CONFLICT (source, delivery_key) WHERE delivery_key IS NOT NULL DO NOTHING
-             RETURNING id, source, delivery_key"
+            "INSERT INTO deliveries (source, event_at, delivery_key, event, client_ip, received_at, body, outcome, release_id)
+             VALUES {rows} ON CONFLICT (source, event_at, delivery_key) WHERE delivery_key IS NOT NULL DO NOTHING
+             RETURNING id, source, event_at, delivery_key"
         );
         let now = now_ms();
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -315,9 +323,10 @@ impl Tx {
                 unreachable!("chunks hold deliveries only")
             };
             let key = d.key.as_deref().unwrap_or_default();
-            sent.push((d.source, key));
+            sent.push((d.source, d.event_at.as_str(), key));
             query = query
                 .bind(d.source)
+                .bind(&d.event_at)
                 .bind(key)
                 .bind(&d.event)
                 .bind(d.client_ip.as_deref())
@@ -326,9 +335,15 @@ impl Tx {
                 .bind(outcome.as_str());
         }
         for row in query.fetch_all(self.conn()).await? {
-            let (source, key): (String, String) =
-                (row.try_get("source")?, row.try_get("delivery_key")?);
-            if let Some(&sent) = sent.iter().find(|(s, k)| *s == source && *k == key) {
+            let (source, at, key): (String, String, String) = (
+                row.try_get("source")?,
+                row.try_get("event_at")?,
+                row.try_get("delivery_key")?,
+            );
+            if let Some(&sent) = sent
+                .iter()
+                .find(|(s, a, k)| *s == source && *a == at && *k == key)
+            {
                 ids.insert(sent, row.try_get("id")?);
             }
         }

@@ -13,6 +13,11 @@ pub struct NewDelivery {
     pub source: &'static str,
     /// The sender's delivery id, when it has one (de-duplication key).
     pub key: Option<String>,
+    /// When the sender says the event happened, from the signed body, as sent (CircleCI's
+    /// `happened_at`); empty when it gives none. Part of the de-duplication key, ahead of `key`:
+    /// a redelivery repeats the event's time, and a key index in time order takes each new key
+    /// at its end instead of in a random leaf (which every commit would write whole).
+    pub event_at: String,
     pub event: String,
     pub client_ip: Option<String>,
     pub body: String,
@@ -23,6 +28,8 @@ pub struct Delivery {
     pub id: i64,
     pub source: String,
     pub delivery_key: Option<String>,
+    /// See [`NewDelivery::event_at`].
+    pub event_at: String,
     pub event: String,
     pub client_ip: Option<String>,
     pub received_at: i64,
@@ -32,14 +39,14 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub(crate) const COLUMNS: &'static str =
-        "id, source, delivery_key, event, client_ip, received_at, body, outcome, release_id";
+    pub(crate) const COLUMNS: &'static str = "id, source, delivery_key, event_at, event, client_ip, received_at, body, outcome, release_id";
 
     pub(crate) fn from_row(r: &AnyRow) -> Result<Self> {
         Ok(Self {
             id: r.try_get("id")?,
             source: r.try_get("source")?,
             delivery_key: r.try_get("delivery_key")?,
+            event_at: r.try_get("event_at")?,
             event: r.try_get("event")?,
             client_ip: r.try_get("client_ip")?,
             received_at: r.try_get("received_at")?,

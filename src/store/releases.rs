@@ -127,6 +127,7 @@ fn delivery_query<'q>(
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     sqlx::query(statement)
         .bind(d.source)
+        .bind(&d.event_at)
         .bind(d.key.as_deref())
         .bind(&d.event)
         .bind(d.client_ip.as_deref())
@@ -164,6 +165,7 @@ impl Tx {
         let Some(key) = &d.key else { return Ok(None) };
         let row = sqlx::query(sql::FIND_DUPLICATE)
             .bind(d.source)
+            .bind(&d.event_at)
             .bind(key)
             .fetch_optional(self.conn())
             .await?;

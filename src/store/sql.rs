@@ -3,16 +3,16 @@
 //! placeholders: PostgreSQL numbers them, and SQLite binds `$n` by its first appearance, so every
 //! statement here names `$1`, `$2`, ... first in that order.
 
-pub const FIND_DUPLICATE: &str =
-    "SELECT id, release_id FROM deliveries WHERE source = $1 AND delivery_key = $2";
+pub const FIND_DUPLICATE: &str = "SELECT id, release_id FROM deliveries
+     WHERE source = $1 AND event_at = $2 AND delivery_key = $3";
 
-pub const INSERT_DELIVERY: &str = "INSERT INTO deliveries (source, delivery_key, event, client_ip, received_at, body, outcome, release_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+pub const INSERT_DELIVERY: &str = "INSERT INTO deliveries (source, event_at, delivery_key, event, client_ip, received_at, body, outcome, release_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
 
 /// [`INSERT_DELIVERY`] that does nothing (and returns no row) when the key was seen before.
-pub const INSERT_DELIVERY_ONCE: &str = "INSERT INTO deliveries (source, delivery_key, event, client_ip, received_at, body, outcome, release_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-     ON CONFLICT (source, delivery_key) WHERE delivery_key IS NOT NULL DO NOTHING RETURNING id";
+pub const INSERT_DELIVERY_ONCE: &str = "INSERT INTO deliveries (source, event_at, delivery_key, event, client_ip, received_at, body, outcome, release_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     ON CONFLICT (source, event_at, delivery_key) WHERE delivery_key IS NOT NULL DO NOTHING RETURNING id";
 
 pub const OPEN_RELEASE: &str =
     "SELECT id FROM releases WHERE project = $1 AND env = $2 AND commit_sha = $3 AND is_open = 1";

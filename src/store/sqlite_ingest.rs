@@ -292,7 +292,7 @@ fn ingest_release(
 fn find_duplicate(c: &Connection, d: &NewDelivery) -> Result<Option<Ingested>> {
     let Some(key) = &d.key else { return Ok(None) };
     Ok(c.prepare_cached(sql::FIND_DUPLICATE)?
-        .query_row(params![d.source, key], |r| {
+        .query_row(params![d.source, d.event_at, key], |r| {
             Ok(Ingested::Duplicate {
                 delivery_id: r.get(0)?,
                 release_id: r.get(1)?,
@@ -314,6 +314,7 @@ fn insert_delivery(
         .query_row(
             params![
                 d.source,
+                d.event_at,
                 d.key,
                 d.event,
                 d.client_ip,

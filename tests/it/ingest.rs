@@ -31,6 +31,7 @@ fn delivery(key: Option<String>, body: String) -> NewDelivery {
     NewDelivery {
         source: "circleci",
         key,
+        event_at: String::new(),
         event: "job-completed".into(),
         client_ip: Some("127.0.0.1".into()),
         body,
@@ -141,6 +142,7 @@ async fn tickets_for_one_commit(stores: &[Store], commit: &str) {
         let d = NewDelivery {
             source: "jira",
             key: Some(format!("jira-{commit}-{i}")),
+            event_at: String::new(),
             event: "jira:issue_updated".into(),
             client_ip: None,
             body: "{}".into(),
@@ -243,6 +245,7 @@ async fn jobs_born_claimed_at_ingest_keep_their_lane_order() {
         delivery: NewDelivery {
             source: "jira",
             key: Some(key.into()),
+            event_at: String::new(),
             event: "jira:issue_updated".into(),
             client_ip: None,
             body: "{}".into(),
@@ -363,6 +366,7 @@ async fn a_ticket_records_its_release_delivery_event_and_job() {
             NewDelivery {
                 source: "jira",
                 key: Some(key.into()),
+                event_at: String::new(),
                 event: "jira:issue_updated".into(),
                 client_ip: Some("192.0.2.7".into()),
                 body: format!("{{\"issue\": \"{issue}\"}}"),
@@ -489,4 +493,108 @@ async fn count_jobs(store: &Store) -> i64 {
         .iter()
         .map(|(_, n)| n)
         .sum()
+}
+
+/// Migration 0004 put the event's time into the de-duplication key. A store upgraded across it
+/// still finds a redelivery of a delivery it recorded before: the migration reads each older
+/// CircleCI delivery's `happened_at` back from its stored body, and one it cannot read keeps the
+/// empty time, which is what Hoist then gives a body without one.
+#[tokio::test]
+async fn deliveries_recorded_before_the_event_time_joined_the_key_stay_duplicates() {
+    let (url, _dir) = match store_url().await {
+        Some(url) => (url, None),
+        None => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("hoist.db").display());
+            (url, Some(dir))
+        }
+    };
+    let postgres = url.starts_with("postgres");
+    {
+        sqlx::any::install_default_drivers();
+        let options = if postgres {
+            url.clone()
+        } else {
+            format!("{url}?mode=rwc")
+        };
+        let pool = sqlx::AnyPool::connect(&options).await.unwrap();
+        let before = if postgres {
+            sqlx::migrate!("./migrations/postgres")
+        } else {
+            sqlx::migrate!("./migrations/sqlite")
+        };
+        before.run_to(3, &pool).await.unwrap();
+        let old = [
+            (
+                "circleci",
+                "old-1",
+                r#"{"id": "old-1", "happened_at": "2026-11-20T10:00:00.000Z", "type": "job-completed"}"#,
+            ),
+            ("circleci", "old-2", "not JSON {"),
+            ("circleci", "old-3", r#"{"id": "old-3", "happened_at": 17}"#),
+            (
+                "jira",
+                "old-4",
+                r#"{"happened_at": "2026-11-20T10:00:00.000Z"}"#,
+            ),
+        ];
+        for (source, key, body) in old {
+            sqlx::query(
+                "INSERT INTO deliveries (source, delivery_key, event, received_at, body, outcome)
+                 VALUES ($1, $2, 'old', 1, $3, 'recorded')",
+            )
+            .bind(source)
+            .bind(key)
+            .bind(body)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    }
+
+    let store = Store::connect(&url, false).await.unwrap();
+    let again = |source: &'static str, key: &str, event_at: &str| NewDelivery {
+        source,
+        key: Some(key.into()),
+        event_at: event_at.into(),
+        event: "job-completed".into(),
+        client_ip: None,
+        body: "{}".into(),
+    };
+    for (i, (source, key, event_at)) in [
+        ("circleci", "old-1", "2026-11-20T10:00:00.000Z"),
+        ("circleci", "old-2", ""),
+        ("circleci", "old-3", ""),
+        ("jira", "old-4", ""),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let answer = store
+            .ingest_delivery(again(source, key, event_at), "recorded", None, 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            answer,
+            Ingested::Duplicate {
+                delivery_id: i as i64 + 1,
+                release_id: None
+            },
+            "{key}"
+        );
+    }
+    // The same id at another time is another event.
+    assert!(matches!(
+        store
+            .ingest_delivery(
+                again("circleci", "old-1", "2026-11-20T10:00:01.000Z"),
+                "recorded",
+                None,
+                5
+            )
+            .await
+            .unwrap(),
+        Ingested::Ignored { .. }
+    ));
 }
