@@ -9,16 +9,21 @@ use hoist::store::{Ingested, NewDelivery, NewRelease, Store};
 
 use super::util::store_url;
 
-/// The store of one test, its URL and, on SQLite, the directory that holds it.
-async fn store_at() -> (Store, String, Option<tempfile::TempDir>) {
-    let (url, dir) = match store_url().await {
+/// The URL of a new, empty store for one test and, on SQLite, the directory that holds it.
+async fn fresh_url() -> (String, Option<tempfile::TempDir>) {
+    match store_url().await {
         Some(url) => (url, None),
         None => {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}", dir.path().join("hoist.db").display());
             (url, Some(dir))
         }
-    };
+    }
+}
+
+/// The store of one test, its URL and, on SQLite, the directory that holds it.
+async fn store_at() -> (Store, String, Option<tempfile::TempDir>) {
+    let (url, dir) = fresh_url().await;
     (Store::connect(&url, false).await.unwrap(), url, dir)
 }
 
@@ -501,14 +506,7 @@ async fn count_jobs(store: &Store) -> i64 {
 /// empty time, which is what Hoist then gives a body without one.
 #[tokio::test]
 async fn deliveries_recorded_before_the_event_time_joined_the_key_stay_duplicates() {
-    let (url, _dir) = match store_url().await {
-        Some(url) => (url, None),
-        None => {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}", dir.path().join("hoist.db").display());
-            (url, Some(dir))
-        }
-    };
+    let (url, _dir) = fresh_url().await;
     let postgres = url.starts_with("postgres");
     {
         sqlx::any::install_default_drivers();
