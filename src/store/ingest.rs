@@ -195,9 +195,23 @@ pub(super) fn fail_all(batch: Vec<Request>, error: &dyn std::fmt::Display) {
     }
 }
 
-/// Rows per multi-row statement: a batch is cut into these sizes (37 = 16 + 16 + 4 + 1), so that
-/// each connection prepares at most four shapes of each statement.
+/// Rows per multi-row statement of build jobs (which have no key to repeat rows under): a batch's
+/// jobs are cut into these sizes (37 = 16 + 16 + 4 + 1), so that each connection prepares at most
+/// four shapes of the statement.
 const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// Keyed deliveries go in whole: up to 64 rows in one statement of the smallest of these sizes
+/// that holds them, the last row repeated to fill it (the conflict clause skips the repeats). A
+/// statement is a round trip: 10 deliveries were 4 statements (4 + 4 + 1 + 1), now 1 of 16 rows.
+const PADDED: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
+
+/// Cuts `rows` into pieces of at most 64, each with the statement size it takes.
+fn padded<T>(rows: &[T]) -> impl Iterator<Item = (&[T], usize)> {
+    rows.chunks(64).map(|c| {
+        let size = PADDED.into_iter().find(|&s| s >= c.len());
+        (c, size.unwrap_or(c.len()))
+    })
+}
 
 fn chunked<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
@@ -231,8 +245,9 @@ impl Tx {
             })
             .collect();
         let mut ids = std::collections::HashMap::new();
-        for chunk in chunked(&keyed) {
-            self.insert_deliveries_once(ops, chunk, &mut ids).await?;
+        for (chunk, size) in padded(&keyed) {
+            self.insert_deliveries_once(ops, chunk, size, &mut ids)
+                .await?;
         }
         let mut claimed = std::collections::HashSet::new();
         let mut jobs = Vec::new();
@@ -285,14 +300,16 @@ impl Tx {
     }
 
     /// Inserts the deliveries `ops[i]` for `i` in `chunk` (all keyed), skipping keys taken, and
-    /// notes the id of every row inserted under its (source, event time, key).
+    /// notes the id of every row inserted under its (source, event time, key). The statement has
+    /// `size` rows (at least the chunk's): the last delivery fills the rest.
     async fn insert_deliveries_once<'o>(
         &mut self,
         ops: &[&'o Ingest],
         chunk: &[usize],
+        size: usize,
         ids: &mut std::collections::HashMap<DeliveryKey<'o>, i64>,
     ) -> Result<()> {
-        let rows = values(chunk.len(), 8, |p| {
+        let rows = values(size, 8, |p| {
             format!(
                 "({}, {}, {}, {}, {}, {}, {}, {}, NULL)",
                 p(1),
@@ -313,7 +330,8 @@ impl Tx {
         let now = now_ms();
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         let mut sent = Vec::with_capacity(chunk.len());
-        for &i in chunk {
+        let last = chunk.last().copied().into_iter().cycle();
+        for i in chunk.iter().copied().chain(last).take(size) {
             let Ingest::Delivery {
                 delivery: d,
                 outcome,
@@ -540,5 +558,26 @@ impl NewRelease {
     /// The lane of the release's tag job: one tag at a time per project environment.
     pub(super) fn tag_lane(&self) -> String {
         format!("tag:{}:{}", self.project, self.env)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_deliveries_take_one_statement_per_64() {
+        let sizes = |n: usize| {
+            let rows: Vec<usize> = (0..n).collect();
+            padded(&rows)
+                .map(|(c, size)| (c.len(), size))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(0), vec![]);
+        assert_eq!(sizes(1), vec![(1, 1)]);
+        assert_eq!(sizes(10), vec![(10, 16)]);
+        assert_eq!(sizes(64), vec![(64, 64)]);
+        assert_eq!(sizes(100), vec![(64, 64), (36, 64)]);
+        assert_eq!(sizes(130), vec![(64, 64), (64, 64), (2, 2)]);
     }
 }
