@@ -132,6 +132,48 @@ async fn tickets_for_one_commit_at_two_replicas_start_one_release() {
     }
 }
 
+/// Two replicas on one store, each sent every delivery at once: batches of recorded-only CircleCI
+/// deliveries (on PostgreSQL one statement, outside a transaction) meet the other replica's
+/// inserts of the same keys. Each delivery lands once; one replica answers it recorded, the other
+/// a duplicate of that record.
+#[tokio::test]
+async fn deliveries_sent_to_two_replicas_at_once_each_land_once() {
+    let (store, url, _dir) = store_at().await;
+    let other = Store::connect(&url, false).await.unwrap();
+    let sends = (0..300).flat_map(|i| [(store.clone(), i), (other.clone(), i)]);
+    let answers = futures_util::future::join_all(sends.map(|(store, i)| async move {
+        let mut d = delivery(Some(format!("key-{i}")), format!("{{\"id\": \"key-{i}\"}}"));
+        d.event_at = format!("2026-11-27T10:00:{:02}.{:03}Z", i / 1000, i % 1000);
+        (
+            i,
+            store.ingest_delivery(d, "recorded", None, 5).await.unwrap(),
+        )
+    }))
+    .await;
+    let mut by_key: HashMap<usize, Vec<Ingested>> = HashMap::new();
+    for (i, answer) in answers {
+        by_key.entry(i).or_default().push(answer);
+    }
+    assert_eq!(by_key.len(), 300);
+    for (key, answers) in &by_key {
+        let recorded: Vec<i64> = answers
+            .iter()
+            .filter_map(|a| match a {
+                Ingested::Ignored { delivery_id } => Some(*delivery_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(recorded.len(), 1, "key-{key}: {answers:?}");
+        assert!(
+            answers.contains(&Ingested::Duplicate {
+                delivery_id: recorded[0],
+                release_id: None
+            }),
+            "key-{key}: {answers:?}"
+        );
+    }
+}
+
 /// 50 tickets for `commit`, sent at once, in turn to each of `stores`.
 async fn tickets_for_one_commit(stores: &[Store], commit: &str) {
     let store = &stores[0];
