@@ -209,9 +209,9 @@ pub(super) fn fail_all(batch: Vec<Request>, error: &dyn std::fmt::Display) {
 }
 
 /// Rows per multi-row statement of build jobs (which have no key to repeat rows under): a batch's
-/// jobs are cut into these sizes (37 = 16 + 16 + 4 + 1), so that each connection prepares at most
-/// four shapes of the statement.
-const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+/// jobs are cut into these sizes (37 = 32 + 4 + 1), so that each connection prepares at most
+/// seven shapes of the statement and a batch of up to 64 takes at most six round trips for them.
+const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
 /// Keyed deliveries go in whole: up to 64 rows in one statement of the smallest of these sizes
 /// that holds them, the last row repeated to fill it (the conflict clause skips the repeats). A
