@@ -161,7 +161,7 @@ async fn apply_batch(store: &Store, batch: Vec<Request>) {
     // statement ([`padded`]), atomic by itself: it commits on its own, without the round trips of
     // `BEGIN` and `COMMIT`. If anything after it fails, the fallback below finds what it
     // recorded as duplicates.
-    let one_statement = batch.len() <= 64
+    let one_statement = batch.len() <= STATEMENT_ROWS
         && batch.iter().all(|(op, _)| {
             matches!(op, Ingest::Delivery { delivery, build_lane: None, claim: None, .. } if delivery.key.is_some())
         });
@@ -208,27 +208,24 @@ pub(super) fn fail_all(batch: Vec<Request>, error: &dyn std::fmt::Display) {
     }
 }
 
-/// Rows per multi-row statement of build jobs (which have no key to repeat rows under): a batch's
-/// jobs are cut into these sizes (37 = 32 + 4 + 1), so that each connection prepares at most
-/// seven shapes of the statement and a batch of up to 64 takes at most six round trips for them.
-const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+/// The most rows one multi-row statement takes. Statements have a power of two of rows (1, 2, 4,
+/// ... 64), so each connection prepares at most seven shapes of each.
+const STATEMENT_ROWS: usize = 64;
 
-/// Keyed deliveries go in whole: up to 64 rows in one statement of the smallest of these sizes
-/// that holds them, the last row repeated to fill it (the conflict clause skips the repeats). A
-/// statement is a round trip: 10 deliveries were 4 statements (4 + 4 + 1 + 1), now 1 of 16 rows.
-const PADDED: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
-
-/// Cuts `rows` into pieces of at most 64, each with the statement size it takes.
+/// Keyed deliveries go in whole: up to [`STATEMENT_ROWS`] in one statement of the next power of
+/// two rows, the last row repeated to fill it (the conflict clause skips the repeats). A statement
+/// is a round trip: 10 deliveries take one statement of 16 rows.
 fn padded<T>(rows: &[T]) -> impl Iterator<Item = (&[T], usize)> {
-    rows.chunks(64).map(|c| {
-        let size = PADDED.into_iter().find(|&s| s >= c.len());
-        (c, size.unwrap_or(c.len()))
-    })
+    rows.chunks(STATEMENT_ROWS)
+        .map(|c| (c, c.len().next_power_of_two()))
 }
 
+/// Build jobs have no key to repeat rows under: they are cut into statements of the largest power
+/// of two rows that fits (37 = 32 + 4 + 1).
 fn chunked<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
-        let size = CHUNKS.into_iter().find(|&c| c <= rows.len())?;
+        let fits = rows.len().min(STATEMENT_ROWS);
+        let size = 1 << fits.checked_ilog2()?;
         let (chunk, rest) = rows.split_at(size);
         rows = rest;
         Some(chunk)
@@ -577,6 +574,19 @@ impl NewRelease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_jobs_take_a_statement_per_power_of_two() {
+        let sizes = |n: usize| {
+            let rows: Vec<usize> = (0..n).collect();
+            chunked(&rows).map(<[usize]>::len).collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), vec![1]);
+        assert_eq!(sizes(37), vec![32, 4, 1]);
+        assert_eq!(sizes(64), vec![64]);
+        assert_eq!(sizes(130), vec![64, 64, 2]);
+    }
 
     #[test]
     fn keyed_deliveries_take_one_statement_per_64() {

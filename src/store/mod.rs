@@ -216,7 +216,7 @@ impl Store {
     /// A [`Tx`] whose statements each commit on their own (no `BEGIN`, and its commit and rollback
     /// do nothing): for writes that are one statement, which saves two round trips. PostgreSQL
     /// only; SQLite's writes go through the write lock ([`Self::begin`]).
-    pub(crate) async fn autocommit(&self) -> Result<Tx> {
+    async fn autocommit(&self) -> Result<Tx> {
         debug_assert_eq!(self.backend, Backend::Postgres);
         let conn = self.pool.acquire().await.map_err(StoreError::Unavailable)?;
         Ok(Tx {
