@@ -255,8 +255,8 @@ fn ingest_release(
         });
     }
     let now = now_ms();
-    let id: i64 = c.prepare_cached(sql::INSERT_RELEASE)?.query_row(
-        params![
+    c.prepare_cached(without_returning(sql::INSERT_RELEASE))?
+        .execute(params![
             release.project,
             release.env,
             release.repo,
@@ -264,9 +264,8 @@ fn ingest_release(
             release.issue,
             crate::domain::ReleaseStatus::Received.as_str(),
             now
-        ],
-        |r| r.get(0),
-    )?;
+        ])?;
+    let id = c.last_insert_rowid();
     let delivery_id = inserted(insert_delivery(
         c,
         sql::INSERT_DELIVERY,
@@ -310,22 +309,30 @@ fn insert_delivery(
     outcome: &str,
     release_id: Option<i64>,
 ) -> Result<Option<i64>> {
-    Ok(c.prepare_cached(statement)?
-        .query_row(
-            params![
-                d.source,
-                d.event_at,
-                d.key,
-                d.event,
-                d.client_ip,
-                now_ms(),
-                d.body,
-                outcome,
-                release_id
-            ],
-            |r| r.get(0),
-        )
-        .optional()?)
+    let inserted = c
+        .prepare_cached(without_returning(statement))?
+        .execute(params![
+            d.source,
+            d.event_at,
+            d.key,
+            d.event,
+            d.client_ip,
+            now_ms(),
+            d.body,
+            outcome,
+            release_id
+        ])?;
+    Ok((inserted == 1).then(|| c.last_insert_rowid()))
+}
+
+/// `statement` without its closing `RETURNING id`, for an insert of one row whose id
+/// `last_insert_rowid` then gives. SQLite runs `RETURNING` as a trigger, and a statement with a
+/// trigger that may abort (a `NOT NULL` column) opens a statement journal: a copy of every page
+/// it touches, taken before it writes the page.
+fn without_returning(statement: &str) -> &str {
+    statement
+        .strip_suffix(" RETURNING id")
+        .expect("an insert that returns its id")
 }
 
 fn inserted(id: Option<i64>) -> Result<i64> {
@@ -356,10 +363,16 @@ fn enqueue(
     let (kind, release_id, max_attempts) =
         (spec.kind(), spec.release_id(), i64::from(max_attempts));
     let Some(claim) = claim else {
-        c.prepare_cached(sql::ENQUEUE)?.query_row(
-            params![kind, release_id, lane, payload, max_attempts, now, now],
-            |r| r.get::<_, i64>(0),
-        )?;
+        c.prepare_cached(without_returning(sql::ENQUEUE))?
+            .execute(params![
+                kind,
+                release_id,
+                lane,
+                payload,
+                max_attempts,
+                now,
+                now
+            ])?;
         return Ok(None);
     };
     let (id, state): (i64, String) = c.prepare_cached(sql::ENQUEUE_CLAIMED)?.query_row(
