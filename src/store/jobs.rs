@@ -91,7 +91,7 @@ impl Store {
     }
 
     /// Claims the next runnable job: queued and due, or running with an expired lease (its worker
-    /// died), and first in its lane.
+    /// died), and first in its lane with no other job of the lane running.
     pub async fn claim_job(&self, worker: &str, lease_ms: i64) -> Result<Option<ClaimedJob>> {
         let lock = match self.backend {
             Backend::Sqlite => "",
@@ -99,10 +99,12 @@ impl Store {
         };
         // Two index-backed lookups: a running job whose worker went silent (its lease expired)
         // comes first, then the oldest due queued job. Either must be the first unfinished job
-        // of its lane.
+        // of its lane, and no other job of the lane may be running (a later one runs while an
+        // earlier one, retried by hand, is queued again).
         // The state test is written as the partial index `jobs_active_lane` states it, so that
         // both backends see the index answers it.
-        let lane_free = "NOT EXISTS (SELECT 1 FROM jobs e WHERE e.lane = j.lane AND e.id < j.id AND e.state IN ('queued', 'running'))";
+        let lane_free = "NOT EXISTS (SELECT 1 FROM jobs e WHERE e.lane = j.lane AND e.state IN ('queued', 'running')
+                                        AND (e.id < j.id OR (e.state = 'running' AND e.id <> j.id)))";
         let sql = format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, claimed_by = $2, updated_at = $3
              WHERE id = COALESCE(
@@ -135,13 +137,27 @@ impl Store {
                 // thousands of jobs waiting for a retry each claim then read them all (1.3 ms
                 // per claim under `auto_explain` at 1,600 webhooks/s, and one claim at a time).
                 // Planned per call, it is an index lookup per candidate: 0.08-0.12 ms.
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .persistent(false)
-                    .bind(now + lease_ms)
-                    .bind(worker)
-                    .bind(now)
-                    .fetch_optional(&self.pool)
-                    .await?
+                //
+                // A job of the same lane born running in a commit this claim could not see yet
+                // makes it fail on `jobs_running_lane` once that commits: claimed again, the
+                // lane check then sees it.
+                let mut tries = 0;
+                loop {
+                    let claimed = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                        .persistent(false)
+                        .bind(now + lease_ms)
+                        .bind(worker)
+                        .bind(now)
+                        .fetch_optional(&self.pool)
+                        .await;
+                    match claimed {
+                        Err(sqlx::Error::Database(e)) if e.is_unique_violation() && tries < 3 => {
+                            tracing::debug!(error = %e, "a claim met a job started in its lane meanwhile; claiming again");
+                            tries += 1;
+                        }
+                        claimed => break claimed?,
+                    }
+                }
             }
             // SQLite has no writes inside WITH: the two statements share a transaction.
             Backend::Sqlite => {

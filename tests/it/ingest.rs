@@ -399,6 +399,113 @@ async fn jobs_born_claimed_at_ingest_keep_their_lane_order() {
     );
 }
 
+/// A ticket for `commit` in `env`, its tag job to be born claimed by `worker`.
+fn claimed_ticket(env: &str, commit: &str, worker: &str) -> hoist::store::Ingest {
+    hoist::store::Ingest::Release {
+        delivery: NewDelivery {
+            source: "jira",
+            key: Some(format!("{env}-{commit}")),
+            event_at: String::new(),
+            event: "jira:issue_updated".into(),
+            client_ip: None,
+            body: "{}".into(),
+        },
+        release: NewRelease {
+            project: "payments-api".into(),
+            env: env.into(),
+            repo: "payments-api".into(),
+            commit: commit.into(),
+            issue: Some("PAY-1".into()),
+        },
+        max_attempts: 5,
+        claim: Some(hoist::store::BornClaim {
+            worker: worker.into(),
+            lease_ms: 60_000,
+        }),
+    }
+}
+
+/// Two replicas, each with a worker loop idle, record tickets for one project and environment at
+/// the same instant: one tag job is born running, the other queued behind it. Each replica's lane
+/// check reads only what is committed, so without the unique index on running jobs' lanes both
+/// could start (on PostgreSQL; SQLite has one writer).
+#[tokio::test]
+async fn tickets_at_two_replicas_at_once_start_one_job_of_their_lane() {
+    let (store, url, _dir) = store_at().await;
+    let other = Store::connect(&url, false).await.unwrap();
+    for round in 0..20 {
+        let env = format!("env{round}");
+        let (a, b) = tokio::join!(
+            store.ingest(claimed_ticket(&env, "abc1234", "worker-a")),
+            other.ingest(claimed_ticket(&env, "bcd2345", "worker-b")),
+        );
+        let mut running = 0;
+        for answer in [a.unwrap(), b.unwrap()] {
+            let Ingested::Created { claimed_job, .. } = answer else {
+                panic!("round {round}: each ticket starts a release: {answer:?}")
+            };
+            running += usize::from(claimed_job.is_some());
+        }
+        assert_eq!(running, 1, "round {round}: one tag job runs, one waits");
+    }
+}
+
+/// A job of a lane is not claimed while a later job of that lane runs: an earlier job that
+/// failed and was retried by hand waits for the running one to end.
+#[tokio::test]
+async fn a_job_retried_by_hand_waits_for_the_running_job_of_its_lane() {
+    use hoist::domain::JobSpec;
+    use hoist::store::ClaimedJob;
+
+    let (store, _dir) = store().await;
+    let Ingested::Created {
+        release_id,
+        claimed_job: Some(first),
+        ..
+    } = store
+        .ingest(claimed_ticket("stg", "abc1234", "worker-a"))
+        .await
+        .unwrap()
+    else {
+        panic!("the first ticket's tag job is born claimed")
+    };
+    let Ingested::Created {
+        claimed_job: None, ..
+    } = store
+        .ingest(claimed_ticket("stg", "bcd2345", "worker-a"))
+        .await
+        .unwrap()
+    else {
+        panic!("the second waits in the lane")
+    };
+    let born = ClaimedJob::born(
+        first,
+        JobSpec::CreateTag { release_id },
+        5,
+        &hoist::store::BornClaim {
+            worker: "worker-a".into(),
+            lease_ms: 60_000,
+        },
+    );
+    assert!(
+        store
+            .fail_job(&born, "Bitbucket refused", None)
+            .await
+            .unwrap()
+    );
+    let second = store.claim_job("worker-b", 60_000).await.unwrap().unwrap();
+    assert_ne!(second.id, first);
+
+    assert!(store.retry_job(first).await.unwrap());
+    assert!(
+        store.claim_job("worker-c", 60_000).await.unwrap().is_none(),
+        "the retried job waits while a job of its lane runs"
+    );
+    assert!(store.finish_job(&second, "tagged").await.unwrap());
+    let again = store.claim_job("worker-c", 60_000).await.unwrap().unwrap();
+    assert_eq!(again.id, first);
+}
+
 /// A ticket's writes, read back field by field: the release
 /// and its first event, the delivery with its outcome, a `create_tag` job that parses; a second
 /// ticket for the same commit joins with its own delivery and event; the first ticket again is a
@@ -637,4 +744,55 @@ async fn deliveries_recorded_before_the_event_time_joined_the_key_stay_duplicate
             .unwrap(),
         Ingested::Ignored { .. }
     ));
+}
+
+/// A store that already holds two running jobs of one lane (recorded before the unique index on
+/// running jobs' lanes, by replicas racing) keeps the first running and queues the others again.
+#[tokio::test]
+async fn running_jobs_sharing_a_lane_before_the_index_are_queued_again() {
+    let (url, _dir) = fresh_url().await;
+    let postgres = url.starts_with("postgres");
+    {
+        sqlx::any::install_default_drivers();
+        let options = if postgres {
+            url.clone()
+        } else {
+            format!("{url}?mode=rwc")
+        };
+        let pool = sqlx::AnyPool::connect(&options).await.unwrap();
+        let before = if postgres {
+            sqlx::migrate!("./migrations/postgres")
+        } else {
+            sqlx::migrate!("./migrations/sqlite")
+        };
+        before.run_to(4, &pool).await.unwrap();
+        for lane in [
+            "tag:payments-api:stg",
+            "tag:payments-api:stg",
+            "tag:payments-api:stg",
+            "tag:payments-api:prod",
+        ] {
+            sqlx::query(
+                "INSERT INTO jobs (kind, lane, payload, state, attempts, max_attempts, run_at, created_at, updated_at, claimed_by, lease_until)
+                 VALUES ('handle_build', $1, '{\"kind\": \"handle_build\", \"delivery_id\": 1}', 'running', 1, 5, 1, 1, 1, 'worker-a', 9000000000000)",
+            )
+            .bind(lane)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    }
+
+    let store = Store::connect(&url, false).await.unwrap();
+    let mut states = Vec::new();
+    for id in 1..=4 {
+        let job = store.job(id).await.unwrap().unwrap();
+        states.push(job.state);
+    }
+    assert_eq!(states, ["running", "queued", "queued", "running"]);
+    assert!(
+        store.claim_job("worker-b", 60_000).await.unwrap().is_none(),
+        "the queued ones wait for the running one of their lane"
+    );
 }
