@@ -415,8 +415,13 @@ impl Tx {
             .bind(now)
             .bind(&claim.worker)
             .bind(now + claim.lease_ms)
-            .fetch_one(self.conn())
+            .fetch_optional(self.conn())
             .await?;
+        let Some(row) = row else {
+            // A job of the lane started running in a commit the check could not see: this one
+            // waits behind it.
+            return Ok((self.enqueue(spec, lane, max_attempts, 0).await?, false));
+        };
         let id: i64 = row.try_get("id")?;
         let claimed = row.try_get::<String, _>("state")? == "running";
         if claimed && !postgres {

@@ -29,12 +29,16 @@ pub const ENQUEUE: &str = "INSERT INTO jobs (kind, release_id, lane, payload, st
 
 /// [`ENQUEUE`], the job born claimed by worker `$7` with its lease until `$8` (its first attempt
 /// running), unless an unfinished job is ahead of it in its lane: then queued, as [`ENQUEUE`]
-/// would. Returns the id and the state it was born in.
+/// would. Returns the id and the state it was born in; no row when a job of the lane started
+/// running in a commit the check could not see (`jobs_running_lane`): the caller then enqueues
+/// it queued.
 pub const ENQUEUE_CLAIMED: &str = "INSERT INTO jobs (kind, release_id, lane, payload, state, attempts, max_attempts, run_at, created_at, updated_at, claimed_by, lease_until)
      SELECT $1, $2, $3, $4, s.state, CASE WHEN s.state = 'running' THEN 1 ELSE 0 END, $5, $6, $6, $6,
             CASE WHEN s.state = 'running' THEN $7 END, CASE WHEN s.state = 'running' THEN $8 END
      FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM jobs e WHERE e.lane = $3 AND e.state IN ('queued', 'running'))
                        THEN 'queued' ELSE 'running' END AS state) s
+     WHERE true
+     ON CONFLICT (lane) WHERE state = 'running' DO NOTHING
      RETURNING id, state";
 
 /// A job's attempt begins: (job, attempt, worker, started at).

@@ -362,36 +362,47 @@ fn enqueue(
     let now = now_ms();
     let (kind, release_id, max_attempts) =
         (spec.kind(), spec.release_id(), i64::from(max_attempts));
-    let Some(claim) = claim else {
-        c.prepare_cached(without_returning(sql::ENQUEUE))?
-            .execute(params![
-                kind,
-                release_id,
-                lane,
-                payload,
-                max_attempts,
-                now,
-                now
-            ])?;
-        return Ok(None);
-    };
-    let (id, state): (i64, String) = c.prepare_cached(sql::ENQUEUE_CLAIMED)?.query_row(
-        params![
+    if let Some(claim) = claim {
+        let born: Option<(i64, String)> = c
+            .prepare_cached(sql::ENQUEUE_CLAIMED)?
+            .query_row(
+                params![
+                    kind,
+                    release_id,
+                    lane,
+                    payload,
+                    max_attempts,
+                    now,
+                    claim.worker,
+                    now + claim.lease_ms
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match born {
+            Some((id, state)) if state == "running" => {
+                c.prepare_cached(sql::START_ATTEMPT)?.execute(params![
+                    id,
+                    1_i64,
+                    claim.worker,
+                    now
+                ])?;
+                return Ok(Some(id));
+            }
+            Some(_) => return Ok(None),
+            // A job of the lane started running meanwhile: this one waits, queued.
+            None => {}
+        }
+    }
+    c.prepare_cached(without_returning(sql::ENQUEUE))?
+        .execute(params![
             kind,
             release_id,
             lane,
             payload,
             max_attempts,
             now,
-            claim.worker,
-            now + claim.lease_ms
-        ],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    if state != "running" {
-        return Ok(None);
-    }
-    c.prepare_cached(sql::START_ATTEMPT)?
-        .execute(params![id, 1_i64, claim.worker, now])?;
-    Ok(Some(id))
+            now
+        ])?;
+    Ok(None)
 }

@@ -27,6 +27,26 @@ async fn store_at() -> (Store, String, Option<tempfile::TempDir>) {
     (Store::connect(&url, false).await.unwrap(), url, dir)
 }
 
+/// A pool on the store at `url` with its schema migrated up to `version` only: a store written
+/// by an older Hoist.
+async fn migrated_to(url: &str, version: i64) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    let postgres = url.starts_with("postgres");
+    let options = if postgres {
+        url.to_string()
+    } else {
+        format!("{url}?mode=rwc")
+    };
+    let pool = sqlx::AnyPool::connect(&options).await.unwrap();
+    let migrator = if postgres {
+        sqlx::migrate!("./migrations/postgres")
+    } else {
+        sqlx::migrate!("./migrations/sqlite")
+    };
+    migrator.run_to(version, &pool).await.unwrap();
+    pool
+}
+
 async fn store() -> (Store, Option<tempfile::TempDir>) {
     let (store, _, dir) = store_at().await;
     (store, dir)
@@ -450,6 +470,46 @@ async fn tickets_at_two_replicas_at_once_start_one_job_of_their_lane() {
     }
 }
 
+/// A worker's step and another replica start jobs of one lane at once (a build starting its
+/// deploy, say): the second waits for the first's commit and is born queued, without an error.
+#[tokio::test]
+async fn a_job_born_running_in_a_lane_started_meanwhile_is_queued_instead() {
+    use hoist::domain::JobSpec;
+    use hoist::store::BornClaim;
+
+    let (store, url, _dir) = store_at().await;
+    let other = Store::connect(&url, false).await.unwrap();
+    let claim = |worker: &str| BornClaim {
+        worker: worker.into(),
+        lease_ms: 60_000,
+    };
+    let spec = JobSpec::Deploy { release_id: 1 };
+    let mut first = store.begin().await.unwrap();
+    let (first_id, claimed) = first
+        .enqueue_claimed(&spec, "deploy:1", 5, &claim("worker-a"))
+        .await
+        .unwrap();
+    assert!(claimed);
+    let second = tokio::spawn({
+        let (spec, claim) = (spec.clone(), claim("worker-b"));
+        async move {
+            let mut tx = other.begin().await.unwrap();
+            let born = tx
+                .enqueue_claimed(&spec, "deploy:1", 5, &claim)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            born
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    first.commit().await.unwrap();
+    let (second_id, claimed) = second.await.unwrap();
+    assert!(!claimed, "the lane was taken when the second could look");
+    assert_eq!(store.job(first_id).await.unwrap().unwrap().state, "running");
+    assert_eq!(store.job(second_id).await.unwrap().unwrap().state, "queued");
+}
+
 /// A job of a lane is not claimed while a later job of that lane runs: an earlier job that
 /// failed and was retried by hand waits for the running one to end.
 #[tokio::test]
@@ -656,21 +716,8 @@ async fn count_jobs(store: &Store) -> i64 {
 #[tokio::test]
 async fn deliveries_recorded_before_the_event_time_joined_the_key_stay_duplicates() {
     let (url, _dir) = fresh_url().await;
-    let postgres = url.starts_with("postgres");
     {
-        sqlx::any::install_default_drivers();
-        let options = if postgres {
-            url.clone()
-        } else {
-            format!("{url}?mode=rwc")
-        };
-        let pool = sqlx::AnyPool::connect(&options).await.unwrap();
-        let before = if postgres {
-            sqlx::migrate!("./migrations/postgres")
-        } else {
-            sqlx::migrate!("./migrations/sqlite")
-        };
-        before.run_to(3, &pool).await.unwrap();
+        let pool = migrated_to(&url, 3).await;
         let old = [
             (
                 "circleci",
@@ -751,21 +798,8 @@ async fn deliveries_recorded_before_the_event_time_joined_the_key_stay_duplicate
 #[tokio::test]
 async fn running_jobs_sharing_a_lane_before_the_index_are_queued_again() {
     let (url, _dir) = fresh_url().await;
-    let postgres = url.starts_with("postgres");
     {
-        sqlx::any::install_default_drivers();
-        let options = if postgres {
-            url.clone()
-        } else {
-            format!("{url}?mode=rwc")
-        };
-        let pool = sqlx::AnyPool::connect(&options).await.unwrap();
-        let before = if postgres {
-            sqlx::migrate!("./migrations/postgres")
-        } else {
-            sqlx::migrate!("./migrations/sqlite")
-        };
-        before.run_to(4, &pool).await.unwrap();
+        let pool = migrated_to(&url, 4).await;
         for lane in [
             "tag:payments-api:stg",
             "tag:payments-api:stg",
