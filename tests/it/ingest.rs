@@ -308,31 +308,13 @@ async fn jobs_born_claimed_at_ingest_keep_their_lane_order() {
         worker: "worker-a".into(),
         lease_ms: 60_000,
     };
-    let ticket = |commit: &str, key: &str| Ingest::Release {
-        delivery: NewDelivery {
-            source: "jira",
-            key: Some(key.into()),
-            event_at: String::new(),
-            event: "jira:issue_updated".into(),
-            client_ip: None,
-            body: "{}".into(),
-        },
-        release: NewRelease {
-            project: "payments-api".into(),
-            env: "stg".into(),
-            repo: "payments-api".into(),
-            commit: commit.into(),
-            issue: Some("PAY-1".into()),
-        },
-        max_attempts: 5,
-        claim: Some(claim.clone()),
-    };
+    let ticket = |commit: &str| claimed_ticket("stg", commit, &claim.worker);
 
     let Ingested::Created {
         release_id: first_release,
         claimed_job: Some(first),
         ..
-    } = store.ingest(ticket("abc1234", "t-1")).await.unwrap()
+    } = store.ingest(ticket("abc1234")).await.unwrap()
     else {
         panic!("the first ticket's tag job is born claimed")
     };
@@ -351,7 +333,7 @@ async fn jobs_born_claimed_at_ingest_keep_their_lane_order() {
         release_id: second_release,
         claimed_job: None,
         ..
-    } = store.ingest(ticket("bcd2345", "t-2")).await.unwrap()
+    } = store.ingest(ticket("bcd2345")).await.unwrap()
     else {
         panic!("a job behind an unfinished one in its lane is born queued")
     };
@@ -508,6 +490,48 @@ async fn a_job_born_running_in_a_lane_started_meanwhile_is_queued_instead() {
     assert!(!claimed, "the lane was taken when the second could look");
     assert_eq!(store.job(first_id).await.unwrap().unwrap().state, "running");
     assert_eq!(store.job(second_id).await.unwrap().unwrap().state, "queued");
+}
+
+/// A claim races a job of the same lane born running in a commit it cannot see yet: it waits on
+/// `jobs_running_lane` for that commit, fails on the index, claims again, and leaves the queued
+/// job alone. PostgreSQL only: SQLite has one writer, so the claim sees every commit before it.
+#[tokio::test]
+async fn a_claim_racing_a_job_born_running_in_its_lane_claims_nothing() {
+    use hoist::domain::JobSpec;
+    use hoist::store::BornClaim;
+
+    let (store, url, _dir) = store_at().await;
+    if !url.starts_with("postgres") {
+        return;
+    }
+    let spec = JobSpec::Deploy { release_id: 1 };
+    // The queued job is recorded while the born one's transaction is open, so neither sees the
+    // other: the born one checked an empty lane, and the claim will find the queued one free.
+    let mut queued = store.begin().await.unwrap();
+    let queued_id = queued.enqueue(&spec, "deploy:1", 5, 0).await.unwrap();
+    let mut born = store.begin().await.unwrap();
+    let claim = BornClaim {
+        worker: "worker-a".into(),
+        lease_ms: 60_000,
+    };
+    let (born_id, claimed) = born
+        .enqueue_claimed(&spec, "deploy:1", 5, &claim)
+        .await
+        .unwrap();
+    assert!(claimed, "the born job saw no other job of its lane");
+    queued.commit().await.unwrap();
+    let claiming = tokio::spawn({
+        let store = store.clone();
+        async move { store.claim_job("worker-b", 60_000).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    born.commit().await.unwrap();
+    assert!(
+        claiming.await.unwrap().unwrap().is_none(),
+        "the lane's job runs: nothing to claim"
+    );
+    assert_eq!(store.job(born_id).await.unwrap().unwrap().state, "running");
+    assert_eq!(store.job(queued_id).await.unwrap().unwrap().state, "queued");
 }
 
 /// A job of a lane is not claimed while a later job of that lane runs: an earlier job that
