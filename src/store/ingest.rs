@@ -142,13 +142,18 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Request>) {
 /// `first` and whatever else is waiting already, up to [`MAX_BATCH`]: what one commit takes.
 pub(super) fn batch(first: Request, rx: &mut mpsc::Receiver<Request>) -> Vec<Request> {
     let mut batch = vec![first];
+    take_waiting(&mut batch, rx);
+    batch
+}
+
+/// Adds to `batch` what is waiting in `rx`, up to [`MAX_BATCH`] in all.
+pub(super) fn take_waiting<T>(batch: &mut Vec<T>, rx: &mut mpsc::Receiver<T>) {
     while batch.len() < MAX_BATCH {
         match rx.try_recv() {
             Ok(r) => batch.push(r),
             Err(_) => break,
         }
     }
-    batch
 }
 
 /// Applies a batch in one transaction ([`Tx::apply_batch`]). PostgreSQL aborts a transaction at

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use super::ingest::{
     Ingest, MAX_BATCH, RELEASE_STARTED, Request, Writer, batch, fail_all, joined_outcome,
-    no_duplicate,
+    no_duplicate, take_waiting,
 };
 use super::model::{Ingested, NewDelivery, NewRelease};
 use super::write_lock::WriteLock;
@@ -197,12 +197,7 @@ fn gather<T>(
     while batch.len() < GATHER_UNTIL && waited < GATHER_FOR {
         wait(GATHER_STEP);
         waited += GATHER_STEP;
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
+        take_waiting(batch, rx);
     }
 }
 
