@@ -41,11 +41,12 @@ const TAIL_FRAMES: i64 = 64;
 
 /// While requests come faster than [`GATHER_RATE`] a second (measured over windows of
 /// [`RATE_WINDOW`]), a batch smaller than [`GATHER_UNTIL`] waits up to [`GATHER_FOR`], in steps of
-/// [`GATHER_STEP`], for more to join it. A commit has a fixed cost (its transaction, file locks,
-/// the WAL frames of every page it touched, the wake-ups) that a bigger batch shares: at 4,000,
-/// 6,000 and 12,000 webhooks/s the process's CPU per webhook fell by 14-26% (docs/PERFORMANCE.md).
-/// Slower than that, a wait gathers too few to pay for itself, and a request on a quiet store is
-/// applied at once; the wait adds at most a few tenths of a millisecond to a request's answer.
+/// [`GATHER_STEP`] (sleeps, which the kernel may stretch by some tens of microseconds each), for
+/// more to join it. A commit has a fixed cost (its transaction, file locks, the WAL frames of every
+/// page it touched, the wake-ups) that a bigger batch shares: at 4,000, 6,000 and 12,000
+/// webhooks/s the process's CPU per webhook fell by 14-26% (docs/PERFORMANCE.md). Slower than
+/// that, a wait gathers too few to pay for itself, and a request on a quiet store is applied at
+/// once; the wait adds at most a few tenths of a millisecond to a request's answer.
 const GATHER_RATE: f64 = 4_000.0;
 const RATE_WINDOW: Duration = Duration::from_millis(10);
 const GATHER_UNTIL: usize = 32;
@@ -142,7 +143,7 @@ fn run(conn: Connection, lock: &WriteLock, mut rx: mpsc::Receiver<Request>) {
         gather(
             &mut batch,
             &mut rx,
-            rate.per_second >= GATHER_RATE,
+            rate.busy(Instant::now()),
             std::thread::sleep,
         );
         let n = batch.len();
@@ -166,6 +167,18 @@ impl Rate {
             since: now,
             requests: 0,
         }
+    }
+
+    /// Whether requests come faster than [`GATHER_RATE`]: the last whole window's rate, or, once
+    /// the window in progress has run longer than a window (a quiet spell after a burst), its own.
+    fn busy(&self, now: Instant) -> bool {
+        let elapsed = now.duration_since(self.since);
+        let per_second = if elapsed >= RATE_WINDOW {
+            self.requests as f64 / elapsed.as_secs_f64()
+        } else {
+            self.per_second
+        };
+        per_second >= GATHER_RATE
     }
 
     /// Counts `n` requests applied `now`; a window that ends takes the rate over its length (after
@@ -544,7 +557,9 @@ mod tests {
         assert_eq!(rate.per_second, 0.0, "no window has ended yet");
         rate.count(70, start + RATE_WINDOW);
         assert_eq!(rate.per_second, 100.0 / RATE_WINDOW.as_secs_f64());
-        assert!(rate.per_second >= GATHER_RATE);
+        assert!(rate.busy(start + RATE_WINDOW * 3 / 2));
+        // The first request after a quiet spell is not kept waiting on the burst's rate.
+        assert!(!rate.busy(start + RATE_WINDOW + Duration::from_secs(1)));
         // One request after a second of silence: the rate is the silence's.
         rate.count(1, start + RATE_WINDOW + Duration::from_secs(1));
         assert_eq!(rate.per_second, 1.0);
