@@ -172,25 +172,26 @@ impl Rate {
     /// Whether requests come faster than [`GATHER_RATE`]: the last whole window's rate, or, once
     /// the window in progress has run longer than a window (a quiet spell after a burst), its own.
     fn busy(&self, now: Instant) -> bool {
-        let elapsed = now.duration_since(self.since);
-        let per_second = if elapsed >= RATE_WINDOW {
-            self.requests as f64 / elapsed.as_secs_f64()
-        } else {
-            self.per_second
-        };
-        per_second >= GATHER_RATE
+        self.ended(now).unwrap_or(self.per_second) >= GATHER_RATE
     }
 
     /// Counts `n` requests applied `now`; a window that ends takes the rate over its length (after
     /// a quiet spell, the whole spell's).
     fn count(&mut self, n: usize, now: Instant) {
         self.requests += n;
-        let elapsed = now.duration_since(self.since);
-        if elapsed >= RATE_WINDOW {
-            self.per_second = self.requests as f64 / elapsed.as_secs_f64();
-            self.since = now;
-            self.requests = 0;
+        if let Some(per_second) = self.ended(now) {
+            *self = Self {
+                per_second,
+                since: now,
+                requests: 0,
+            };
         }
+    }
+
+    /// The rate of the window in progress, if it has run a window's length by `now`.
+    fn ended(&self, now: Instant) -> Option<f64> {
+        let elapsed = now.duration_since(self.since);
+        (elapsed >= RATE_WINDOW).then(|| self.requests as f64 / elapsed.as_secs_f64())
     }
 }
 
