@@ -140,7 +140,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Request>) {
 }
 
 /// `first` and whatever else is waiting already, up to [`MAX_BATCH`]: what one commit takes.
-pub(super) fn batch(first: Request, rx: &mut mpsc::Receiver<Request>) -> Vec<Request> {
+pub(super) fn batch<T>(first: T, rx: &mut mpsc::Receiver<T>) -> Vec<T> {
     let mut batch = vec![first];
     take_waiting(&mut batch, rx);
     batch

@@ -139,13 +139,7 @@ fn open(path: &Path, fsync: bool) -> Result<Connection> {
 fn run(conn: Connection, lock: &WriteLock, mut rx: mpsc::Receiver<Request>) {
     let mut rate = Rate::new(Instant::now());
     while let Some(first) = rx.blocking_recv() {
-        let mut batch = batch(first, &mut rx);
-        gather(
-            &mut batch,
-            &mut rx,
-            rate.busy(Instant::now()),
-            std::thread::sleep,
-        );
+        let batch = next_batch(first, &mut rx, &rate, Instant::now(), std::thread::sleep);
         let n = batch.len();
         let _writer = lock.ingest();
         apply_batch(&conn, batch);
@@ -195,18 +189,25 @@ impl Rate {
     }
 }
 
-/// Lets more requests join a small `batch` while the store is `busy` (see [`GATHER_UNTIL`]):
-/// `wait`s a step at a time, taking what arrived after each, until the batch is big enough or
-/// [`GATHER_FOR`] has passed.
-fn gather<T>(
-    batch: &mut Vec<T>,
+/// What one commit takes: `first` and what is waiting in `rx`, and, while the store is busy by
+/// `rate` at `now`, what [`gather`] lets join it.
+fn next_batch<T>(
+    first: T,
     rx: &mut mpsc::Receiver<T>,
-    busy: bool,
-    mut wait: impl FnMut(Duration),
-) {
-    if !busy {
-        return;
+    rate: &Rate,
+    now: Instant,
+    wait: impl FnMut(Duration),
+) -> Vec<T> {
+    let mut batch = batch(first, rx);
+    if rate.busy(now) {
+        gather(&mut batch, rx, wait);
     }
+    batch
+}
+
+/// Lets more requests join a small `batch` (see [`GATHER_UNTIL`]): `wait`s a step at a time,
+/// taking what arrived after each, until the batch is big enough or [`GATHER_FOR`] has passed.
+fn gather<T>(batch: &mut Vec<T>, rx: &mut mpsc::Receiver<T>, mut wait: impl FnMut(Duration)) {
     let mut waited = Duration::ZERO;
     while batch.len() < GATHER_UNTIL && waited < GATHER_FOR {
         wait(GATHER_STEP);
@@ -508,15 +509,38 @@ mod tests {
         }
     }
 
+    /// A rate of 10,000 requests a second over the window that ended at the returned instant.
+    fn busy_rate() -> (Rate, Instant) {
+        let start = Instant::now();
+        let mut rate = Rate::new(start);
+        rate.count(100, start + RATE_WINDOW);
+        (rate, start + RATE_WINDOW)
+    }
+
     #[test]
     fn a_quiet_store_applies_a_batch_at_once() {
         let (tx, mut rx) = mpsc::channel(MAX_BATCH);
-        let mut batch = vec![1];
-        gather(&mut batch, &mut rx, false, |_| {
+        tx.try_send(2).unwrap();
+        let start = Instant::now();
+        let batch = next_batch(1, &mut rx, &Rate::new(start), start, |_| {
             panic!("waited on a quiet store")
         });
-        assert_eq!(batch, [1]);
-        drop(tx);
+        assert_eq!(batch, [1, 2], "what was waiting joins at once");
+    }
+
+    #[test]
+    fn a_busy_store_lets_a_small_batch_gather() {
+        let (tx, mut rx) = mpsc::channel(MAX_BATCH);
+        let (rate, now) = busy_rate();
+        assert!(rate.busy(now));
+        let mut steps = 0;
+        let mut arrive = arrivals(&tx, GATHER_UNTIL as u32);
+        let batch = next_batch(1, &mut rx, &rate, now, |step| {
+            steps += 1;
+            arrive(step);
+        });
+        assert_eq!(steps, 1);
+        assert_eq!(batch.len(), 1 + GATHER_UNTIL);
     }
 
     #[test]
@@ -525,7 +549,7 @@ mod tests {
         let mut batch = vec![1, 2];
         let mut steps = 0;
         let mut arrive = arrivals(&tx, 20);
-        gather(&mut batch, &mut rx, true, |step| {
+        gather(&mut batch, &mut rx, |step| {
             steps += 1;
             arrive(step);
         });
@@ -542,7 +566,7 @@ mod tests {
         let mut batch = vec![1];
         let mut waited = Duration::ZERO;
         let mut arrive = arrivals(&tx, 1);
-        gather(&mut batch, &mut rx, true, |step| {
+        gather(&mut batch, &mut rx, |step| {
             waited += step;
             arrive(step);
         });
