@@ -148,45 +148,7 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 }
 
 async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
-    let config = load(path)?;
-    let listen = config.server.listen.clone();
-    let app = App::build(config).await?;
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    crate::http::warn_about_exposure(&app);
-    tracing::info!(listen = %listener.local_addr()?, store = %crate::app::redact_url(&app.config.store.url), "hoist is ready");
-    run_server(app, listener, shutdown_signal()).await
-}
-
-/// Runs the HTTP server and the worker until `shutdown`, then drains both.
-pub async fn run_server(
-    app: App,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(crate::worker::run(app.clone(), rx));
-    let stop = async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    };
-    crate::http::serve(app, listener, stop).await?;
-    let _ = worker.await;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down: finishing requests and jobs in flight");
+    crate::server::serve(load(path)?).await
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod http;
 pub mod lambda;
 pub mod pipeline;
+pub mod server;
 pub mod sim;
 pub mod sources;
 pub mod stack;

@@ -144,7 +144,7 @@ impl Stack {
             circleci.watch(bitbucket.subscribe());
         }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::cli::run_server(app.clone(), listener, async {
+        let server = tokio::spawn(crate::server::run(app.clone(), listener, async {
             let _ = stopped.await;
         }));
         Ok(Self {
