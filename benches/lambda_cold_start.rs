@@ -1,5 +1,5 @@
 //! Cold start of `hoist lambda`: the time from process start to the first answered invocation,
-//! and peak memory, against a local Lambda Runtime API (`hoist::sim::lambda`), beside the seed's
+//! and peak memory, against a local Lambda Runtime API (`hoist_sim::lambda`), beside the seed's
 //! approach (a Python handler importing `requests`, `scripts/bench/python-lambda/`) measured the
 //! same way on the same machine. The first invocation is the same for both: a Jira Automation
 //! request in an API Gateway HTTP API event that becomes a tag in the Bitbucket simulator and a
@@ -16,10 +16,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use hoist::sim::bitbucket::{BitbucketSim, SimAuth, random_hash};
-use hoist::sim::lambda::RuntimeApiSim;
-use hoist::sim::slack::SlackSim;
 use hoist::stack::{REPO, WORKSPACE};
+use hoist_sim::bitbucket::{BitbucketSim, SimAuth, random_hash};
+use hoist_sim::lambda::RuntimeApiSim;
+use hoist_sim::slack::SlackSim;
 use serde_json::{Value, json};
 
 const HTTP_API_V2: &str = include_str!("../fixtures/aws-apigw-http-api-v2-request-post-body.json");

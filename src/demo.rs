@@ -136,9 +136,9 @@ fn line(started: Instant, who: &str, what: &str) {
 /// they happen.
 async fn show_steps(
     app: crate::app::App,
-    slack: crate::sim::slack::SlackSim,
-    gate: crate::sim::spinnaker::GateSim,
-    circleci: crate::sim::circleci::CircleCiSim,
+    slack: hoist_sim::slack::SlackSim,
+    gate: hoist_sim::spinnaker::GateSim,
+    circleci: hoist_sim::circleci::CircleCiSim,
     started: Instant,
 ) {
     let mut last_event = 0;

@@ -14,7 +14,6 @@ pub mod http;
 pub mod lambda;
 pub mod pipeline;
 pub mod server;
-pub mod sim;
 pub mod sources;
 pub mod stack;
 pub mod store;

@@ -11,12 +11,12 @@ use crate::config::{
     BitbucketAuthConfig, BitbucketConfig, Config, EnvConfig, JiraConfig, ProjectConfig, SecretRef,
     SlackConfig, SpinnakerConfig,
 };
-use crate::sim::bitbucket::{BitbucketSim, SimAuth};
-use crate::sim::circleci::{CircleCiSim, CircleCiSimConfig, PayloadShape};
-use crate::sim::jira::JiraSim;
-use crate::sim::slack::SlackSim;
-use crate::sim::spinnaker::GateSim;
 use crate::store::Release;
+use hoist_sim::bitbucket::{BitbucketSim, SimAuth};
+use hoist_sim::circleci::{CircleCiSim, CircleCiSimConfig, PayloadShape};
+use hoist_sim::jira::JiraSim;
+use hoist_sim::slack::SlackSim;
+use hoist_sim::spinnaker::GateSim;
 
 pub const WORKSPACE: &str = "acme";
 pub const REPO: &str = "payments-api";
@@ -247,7 +247,7 @@ impl Stack {
 
     /// Adds a commit to the simulated repository and answers its hash.
     pub fn commit(&self, message: &str) -> String {
-        let hash = crate::sim::bitbucket::random_hash();
+        let hash = hoist_sim::bitbucket::random_hash();
         self.bitbucket.add_commit(REPO, &hash, message);
         hash
     }
@@ -258,7 +258,7 @@ impl Stack {
         issue: &str,
         commit: &str,
     ) -> anyhow::Result<(u16, serde_json::Value)> {
-        let body = crate::sim::jira::automation_body(REPO, commit, issue, None);
+        let body = hoist_sim::jira::automation_body(REPO, commit, issue, None);
         self.jira
             .send_automation(
                 &format!("{}/hooks/jira", self.url),
@@ -277,8 +277,8 @@ impl Stack {
         hash: &str,
         request_uuid: &str,
     ) -> anyhow::Result<(u16, serde_json::Value)> {
-        let body = crate::sim::bitbucket::webhook::tag_pushed(WORKSPACE, REPO, name, hash);
-        let headers = crate::sim::bitbucket::webhook::headers(
+        let body = hoist_sim::bitbucket::webhook::tag_pushed(WORKSPACE, REPO, name, hash);
+        let headers = hoist_sim::bitbucket::webhook::headers(
             &self.options.bitbucket_hook_secret,
             &body,
             request_uuid,

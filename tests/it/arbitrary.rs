@@ -137,11 +137,11 @@ async fn no_arbitrary_request_gets_a_5xx_or_stops_the_server() {
                 0 => b.header(JIRA_TOKEN_HEADER, &o.jira_token),
                 1 => b.header(
                     "circleci-signature",
-                    hoist::sim::circleci::sign(&o.circleci_secret, &case.body),
+                    hoist_sim::circleci::sign(&o.circleci_secret, &case.body),
                 ),
                 _ => b.header(
                     "x-hub-signature",
-                    hoist::sim::jira::sign(&o.bitbucket_hook_secret, &case.body),
+                    hoist_sim::jira::sign(&o.bitbucket_hook_secret, &case.body),
                 ),
             };
         }

@@ -1,9 +1,9 @@
 //! SPEC 3.2: a CircleCI build of the tag becomes one Spinnaker trigger, with Slack in the thread.
 
 use hoist::domain::ReleaseStatus;
-use hoist::sim::Fault;
-use hoist::sim::circleci::{PayloadShape, sign};
 use hoist::stack::{REPO, StackOptions};
+use hoist_sim::Fault;
+use hoist_sim::circleci::{PayloadShape, sign};
 
 use crate::util::{WAIT, count, post, stack, stack_with};
 

@@ -171,7 +171,7 @@ async fn next_tag_releases_retry_and_replay() {
 
     // Replay: a ticket whose commit was missing, after the commit appears.
     sims.bitbucket.faults().clear();
-    let missing = hoist::sim::bitbucket::random_hash();
+    let missing = hoist_sim::bitbucket::random_hash();
     let (_, body) = h.assign(&sims, "PAY-61", &missing).await;
     let id = body["release"].as_i64().unwrap();
     assert!(

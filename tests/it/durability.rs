@@ -4,8 +4,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use hoist::sim::Fault;
 use hoist::stack::{REPO, StackOptions};
+use hoist_sim::Fault;
 
 use crate::process::{Hoist, JIRA_SECRET, Sims, eventually, free_port};
 use crate::util::{count, stack_with, store_url};
@@ -67,7 +67,7 @@ async fn serve_with_a_spec_configuration_tags_automation_and_native_webhooks() {
 
     let n = sims.commit("native");
     let fields = serde_json::json!({"customfield_10050": REPO, "customfield_10051": n});
-    let native = hoist::sim::jira::issue_updated_assignee("PAY-2", fields, Some("Jess"));
+    let native = hoist_sim::jira::issue_updated_assignee("PAY-2", fields, Some("Jess"));
     let (status, body2) = sims
         .jira
         .send_native(
@@ -252,7 +252,7 @@ async fn ten_concurrent_copies_of_one_delivery_make_one_release_and_one_deploy()
     let commit = s.commit("x");
     // Jira: the same webhook delivery (same identifier) ten times at once.
     let fields = serde_json::json!({"customfield_10050": REPO, "customfield_10051": commit});
-    let native = hoist::sim::jira::issue_updated_assignee("PAY-50", fields, Some("Jess"));
+    let native = hoist_sim::jira::issue_updated_assignee("PAY-50", fields, Some("Jess"));
     let url = format!("{}/hooks/jira", s.url);
     let secret = "stack-jira-secret";
     let answers = futures_util::future::join_all(
@@ -272,7 +272,7 @@ async fn ten_concurrent_copies_of_one_delivery_make_one_release_and_one_deploy()
     );
     // Automation bodies (no delivery id) for the same commit join the open release.
     let token = s.options.jira_token.clone();
-    let body = hoist::sim::jira::automation_body(REPO, &commit, "PAY-50", None);
+    let body = hoist_sim::jira::automation_body(REPO, &commit, "PAY-50", None);
     let joined = futures_util::future::join_all((0..10).map(|_| {
         s.jira
             .send_automation(&url, hoist::stack::JIRA_TOKEN_HEADER, &token, &body)

@@ -99,7 +99,7 @@ async fn hooks_do_not_tell_an_unauthenticated_caller_whether_a_project_exists() 
         format!(r#"{{"id": "x", "type": "job-completed", "project": {{"slug": "{slug}"}}}}"#)
     };
     let push =
-        |repo: &str| hoist::sim::bitbucket::webhook::tag_pushed("acme", repo, "stg9.9.9", &commit);
+        |repo: &str| hoist_sim::bitbucket::webhook::tag_pushed("acme", repo, "stg9.9.9", &commit);
     let pairs: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
         (
             "/hooks/jira",

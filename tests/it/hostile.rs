@@ -10,8 +10,8 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 use hoist::config::{Require, SecretRef};
 use hoist::http::PeerIp;
-use hoist::sim::bitbucket::webhook;
 use hoist::stack::{JIRA_TOKEN_HEADER, REPO, StackOptions};
+use hoist_sim::bitbucket::webhook;
 use tower::ServiceExt;
 
 use crate::util::{count, stack_with};
@@ -96,11 +96,11 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn hub(secret: &str, body: &[u8]) -> String {
-    hoist::sim::jira::sign(secret, body)
+    hoist_sim::jira::sign(secret, body)
 }
 
 fn v1(secret: &str, body: &[u8]) -> String {
-    hoist::sim::circleci::sign(secret, body)
+    hoist_sim::circleci::sign(secret, body)
 }
 
 #[tokio::test]

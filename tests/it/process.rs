@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hoist::sim::bitbucket::{BitbucketSim, SimAuth};
-use hoist::sim::circleci::{CircleCiSim, CircleCiSimConfig};
-use hoist::sim::jira::JiraSim;
-use hoist::sim::slack::SlackSim;
-use hoist::sim::spinnaker::GateSim;
 use hoist::stack::{CIRCLECI_SLUG, REPO, WORKSPACE};
+use hoist_sim::bitbucket::{BitbucketSim, SimAuth};
+use hoist_sim::circleci::{CircleCiSim, CircleCiSimConfig};
+use hoist_sim::jira::JiraSim;
+use hoist_sim::slack::SlackSim;
+use hoist_sim::spinnaker::GateSim;
 
 pub const JIRA_TOKEN: &str = "proc-jira-token-1f2e";
 pub const CIRCLECI_SECRET: &str = "proc-circleci-secret-3d4c";
@@ -40,7 +40,7 @@ impl Sims {
     }
 
     pub fn commit(&self, message: &str) -> String {
-        let hash = hoist::sim::bitbucket::random_hash();
+        let hash = hoist_sim::bitbucket::random_hash();
         self.bitbucket.add_commit(REPO, &hash, message);
         hash
     }
@@ -206,7 +206,7 @@ impl Hoist {
     }
 
     pub async fn assign(&self, sims: &Sims, issue: &str, commit: &str) -> (u16, serde_json::Value) {
-        let body = hoist::sim::jira::automation_body(REPO, commit, issue, None);
+        let body = hoist_sim::jira::automation_body(REPO, commit, issue, None);
         sims.jira
             .send_automation(
                 &format!("{}/hooks/jira", self.url),

@@ -127,7 +127,7 @@ async fn the_vendors_signed_push_passes_with_its_published_secret() {
 async fn other_bitbucket_events_are_acknowledged_and_ignored() {
     let s = stack_with(quick(), |_| {}).await;
     let body = br#"{"repository": {"full_name": "acme/payments-api"}}"#;
-    let sig = hoist::sim::jira::sign(&s.options.bitbucket_hook_secret, body);
+    let sig = hoist_sim::jira::sign(&s.options.bitbucket_hook_secret, body);
     let headers = [
         ("content-type", "application/json"),
         ("x-event-key", "pullrequest:created"),
@@ -143,4 +143,16 @@ async fn other_bitbucket_events_are_acknowledged_and_ignored() {
     );
     assert_eq!(count(&s, "tags").await, 0);
     s.stop().await.unwrap();
+}
+
+/// The simulator's push body is one Hoist's parser reads back (this check lived in the
+/// simulator's unit tests until the simulators left the `hoist` crate).
+#[test]
+fn a_simulated_pushed_tag_parses_back() {
+    let hash = "0123456789abcdef0123456789abcdef01234567";
+    let body = hoist_sim::bitbucket::webhook::tag_pushed("acme", "api", "stg1.2.3", hash);
+    let push = hoist::sources::bitbucket::parse_push(&body).unwrap();
+    assert_eq!(push.repository, "acme/api");
+    assert_eq!(push.tags[0].name, "stg1.2.3");
+    assert_eq!(push.tags[0].commit, hash);
 }

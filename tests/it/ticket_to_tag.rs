@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use hoist::domain::ReleaseStatus;
-use hoist::sim::Fault;
 use hoist::stack::{REPO, StackOptions};
+use hoist_sim::Fault;
 
 use crate::util::{WAIT, stack, stack_with};
 
@@ -175,7 +175,7 @@ async fn missing_commit_fails_the_release_and_slack_says_so() {
 async fn wait_answers_with_the_tag() {
     let s = stack_with(no_builds(), |_| {}).await;
     let commit = s.commit("x");
-    let body = hoist::sim::jira::automation_body(REPO, &commit, "PAY-5", Some("stg"));
+    let body = hoist_sim::jira::automation_body(REPO, &commit, "PAY-5", Some("stg"));
     let (status, answer) = s
         .jira
         .send_automation(
@@ -190,7 +190,7 @@ async fn wait_answers_with_the_tag() {
     assert_eq!(answer["tag"], "stg0.0.1");
     assert_eq!(answer["commit"], commit.as_str());
     // A failed release answers with the reason.
-    let body = hoist::sim::jira::automation_body(REPO, "0000000", "PAY-6", None);
+    let body = hoist_sim::jira::automation_body(REPO, "0000000", "PAY-6", None);
     let (status, answer) = s
         .jira
         .send_automation(
@@ -397,7 +397,7 @@ async fn native_assignee_webhook_creates_the_tag_and_other_updates_are_ignored()
     let s = stack().await;
     let commit = s.commit("x");
     let fields = serde_json::json!({"customfield_10050": REPO, "customfield_10051": commit});
-    let body = hoist::sim::jira::issue_updated_assignee("PAY-20", fields, Some("557058:abc"));
+    let body = hoist_sim::jira::issue_updated_assignee("PAY-20", fields, Some("557058:abc"));
     let secret = None;
     let (status, answer) = s
         .jira
@@ -422,7 +422,7 @@ async fn native_assignee_webhook_creates_the_tag_and_other_updates_are_ignored()
     .await;
     let commit = s.commit("x");
     let fields = serde_json::json!({"customfield_10050": REPO, "customfield_10051": commit});
-    let body = hoist::sim::jira::issue_updated_assignee("PAY-21", fields, Some("557058:abc"));
+    let body = hoist_sim::jira::issue_updated_assignee("PAY-21", fields, Some("557058:abc"));
     let url = format!("{}/hooks/jira", s.url);
     let (status, answer) = s
         .jira
@@ -446,7 +446,7 @@ async fn native_assignee_webhook_creates_the_tag_and_other_updates_are_ignored()
     assert_eq!(status, 200);
     assert_eq!(again["release"], answer["release"]);
     // Another kind of update: acknowledged with the reason.
-    let other = hoist::sim::jira::issue_updated_other("PAY-21");
+    let other = hoist_sim::jira::issue_updated_other("PAY-21");
     let (status, ignored) = s
         .jira
         .send_native(&url, Some("jira-hub-secret"), &other, "wh-3")

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use hoist::domain::{JobSpec, NotifyEvent, ReleaseStatus};
-use hoist::sim::Fault;
 use hoist::stack::{Stack, StackOptions};
+use hoist_sim::Fault;
 
 use crate::util::{WAIT, stack_with};
 

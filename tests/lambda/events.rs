@@ -127,7 +127,7 @@ pub fn schedule() -> Value {
 
 /// A Jira Automation "Send web request" body.
 pub fn automation(commit: &str, issue: &str) -> Vec<u8> {
-    serde_json::to_vec(&hoist::sim::jira::automation_body(
+    serde_json::to_vec(&hoist_sim::jira::automation_body(
         hoist::stack::REPO,
         commit,
         issue,

@@ -1,9 +1,9 @@
 //! The pipeline through Lambda events: answers, and the effects on the simulators, which happen
 //! before the answer because Lambda freezes the process after it.
 
-use hoist::sim::Fault;
-use hoist::sim::circleci::sign;
 use hoist::stack::REPO;
+use hoist_sim::Fault;
+use hoist_sim::circleci::sign;
 
 use crate::events::{Req, automation, function_url, http_api, rest_api, schedule};
 use crate::harness::{Harness, JIRA_TOKEN, Options, StoreChoice};

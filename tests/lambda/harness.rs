@@ -5,12 +5,12 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hoist::sim::bitbucket::{BitbucketSim, SimAuth, random_hash};
-use hoist::sim::circleci::CircleCiSim;
-use hoist::sim::lambda::{Answered, RuntimeApiSim};
-use hoist::sim::slack::SlackSim;
-use hoist::sim::spinnaker::GateSim;
 use hoist::stack::{CIRCLECI_SLUG, REPO, WORKSPACE};
+use hoist_sim::bitbucket::{BitbucketSim, SimAuth, random_hash};
+use hoist_sim::circleci::CircleCiSim;
+use hoist_sim::lambda::{Answered, RuntimeApiSim};
+use hoist_sim::slack::SlackSim;
+use hoist_sim::spinnaker::GateSim;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::events::{Req, http_api};
 use crate::harness::{Harness, Options, StoreChoice};
-use hoist::sim::lambda::Outcome;
+use hoist_sim::lambda::Outcome;
 
 fn healthz() -> serde_json::Value {
     let mut get = Req::post("/healthz", "203.0.113.9", Vec::new());

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use hoist::config::SecretRef;
 use hoist::domain::ReleaseStatus;
-use hoist::sim::Fault;
 use hoist::stack::{JIRA_TOKEN_HEADER, REPO, Stack, StackOptions};
+use hoist_sim::Fault;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -109,7 +109,7 @@ impl Secrets {
             self.api.clone(),
             self.gate.clone(),
             // The secret part of a Slack incoming-webhook URL.
-            hoist::sim::slack::WEBHOOK_PATH.into(),
+            hoist_sim::slack::WEBHOOK_PATH.into(),
         ]
     }
 
@@ -153,7 +153,7 @@ async fn full_pass(s: &Stack, secrets: &Secrets, answers: &mut Answers) {
         1,
     );
     let commit = s.commit("PAY-90 change");
-    let body = hoist::sim::jira::automation_body(REPO, &commit, "PAY-90", None);
+    let body = hoist_sim::jira::automation_body(REPO, &commit, "PAY-90", None);
     let (status, answer) = answers
         .send(
             client
@@ -175,7 +175,7 @@ async fn full_pass(s: &Stack, secrets: &Secrets, answers: &mut Answers) {
     // A native Jira webhook, signed.
     let other = s.commit("PAY-91");
     let fields = serde_json::json!({"customfield_10050": REPO, "customfield_10051": other});
-    let native = hoist::sim::jira::issue_updated_assignee("PAY-91", fields, Some("me"));
+    let native = hoist_sim::jira::issue_updated_assignee("PAY-91", fields, Some("me"));
     let (status, answer) = s
         .jira
         .send_native(
@@ -256,7 +256,7 @@ async fn bad_requests(s: &Stack, secrets: &Secrets, answers: &mut Answers) {
             .header("content-type", json)
             .header(
                 "circleci-signature",
-                hoist::sim::circleci::sign(&near(&o.circleci_secret), b"{}"),
+                hoist_sim::circleci::sign(&near(&o.circleci_secret), b"{}"),
             )
             .body("{}"),
         client
@@ -264,7 +264,7 @@ async fn bad_requests(s: &Stack, secrets: &Secrets, answers: &mut Answers) {
             .header("content-type", json)
             .header(
                 "circleci-signature",
-                hoist::sim::circleci::sign(&o.circleci_secret, b"{}"),
+                hoist_sim::circleci::sign(&o.circleci_secret, b"{}"),
             )
             .body("{}"),
         client
@@ -273,7 +273,7 @@ async fn bad_requests(s: &Stack, secrets: &Secrets, answers: &mut Answers) {
             .header("x-event-key", "repo:push")
             .header(
                 "x-hub-signature",
-                hoist::sim::jira::sign(&near(&o.bitbucket_hook_secret), b"{}"),
+                hoist_sim::jira::sign(&near(&o.bitbucket_hook_secret), b"{}"),
             )
             .body("{}"),
         client
@@ -282,7 +282,7 @@ async fn bad_requests(s: &Stack, secrets: &Secrets, answers: &mut Answers) {
             .header("x-event-key", "repo:push")
             .header(
                 "x-hub-signature",
-                hoist::sim::jira::sign(&o.bitbucket_hook_secret, b"{}"),
+                hoist_sim::jira::sign(&o.bitbucket_hook_secret, b"{}"),
             )
             .body("{}"),
         client.get(url("/api/releases")),

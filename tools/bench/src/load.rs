@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use hoist::sim::circleci::{CircleCiSim, CircleCiSimConfig, PayloadShape, sign};
+use hoist_sim::circleci::{CircleCiSim, CircleCiSimConfig, PayloadShape, sign};
 use http_body_util::{BodyExt, Full};
 
 // ---------------------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ pub fn pool(
         let body = template
             .replace(ID, &uuid::Uuid::new_v4().to_string())
             .replace(AT, &at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-            .replace(COMMIT, &hoist::sim::bitbucket::random_hash());
+            .replace(COMMIT, &hoist_sim::bitbucket::random_hash());
         let signature = sign(secret, body.as_bytes());
         let hex = signature.trim_start_matches("v1=");
         let f = &mut files[i % parts];

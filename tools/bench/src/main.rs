@@ -3,7 +3,7 @@
 //! - `pool`: pre-generates N signed CircleCI `job-completed` webhooks, each with its own `id` and
 //!   a `happened_at` 50 us after the one before, split into one file per load thread (`PREFIX.0`,
 //!   `PREFIX.1`, ...), one request a line: `<hex HMAC-SHA256>\t<body>`. The bodies are the
-//!   CircleCI simulator's (`hoist::sim`), so they are what CircleCI sends; wrk
+//!   CircleCI simulator's (`hoist_sim`), so they are what CircleCI sends; wrk
 //!   (`scripts/bench/ingest.lua`) and `pace` read these files.
 //! - `pace`: an open-loop load at a constant rate (what wrk2 does and wrk does not): every
 //!   millisecond it releases the requests due by then to a pool of keep-alive connections; a

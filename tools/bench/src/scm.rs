@@ -51,7 +51,7 @@ fn seed(stack: &Stack, tags: usize) {
         let name = format!("stg1.{}.{}", i / 100, i % 100);
         stack
             .bitbucket
-            .add_tag(REPO, &name, &hoist::sim::bitbucket::random_hash());
+            .add_tag(REPO, &name, &hoist_sim::bitbucket::random_hash());
     }
 }
 
@@ -110,9 +110,8 @@ impl Client {
         issue: &str,
         commit: &str,
     ) -> anyhow::Result<(i64, Instant)> {
-        let body = serde_json::to_vec(&hoist::sim::jira::automation_body(
-            REPO, commit, issue, None,
-        ))?;
+        let body =
+            serde_json::to_vec(&hoist_sim::jira::automation_body(REPO, commit, issue, None))?;
         let request = self
             .http
             .post(format!("{}/hooks/jira", stack.url))
@@ -142,7 +141,7 @@ impl Client {
             .next()
             .context("no event")?;
         let body = serde_json::to_vec(&payload)?;
-        let signature = hoist::sim::circleci::sign(&stack.options.circleci_secret, &body);
+        let signature = hoist_sim::circleci::sign(&stack.options.circleci_secret, &body);
         let request = self
             .http
             .post(format!("{}/hooks/circleci", stack.url))

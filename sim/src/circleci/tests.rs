@@ -11,7 +11,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::{CircleCiSim, CircleCiSimConfig, PayloadShape, sign};
-use crate::sim::bitbucket::{BitbucketSim, SimAuth, random_hash};
+use crate::bitbucket::{BitbucketSim, SimAuth, random_hash};
 
 type Received = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
 

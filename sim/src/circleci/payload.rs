@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use super::{CircleCiSimConfig, PayloadShape};
-use crate::sim::iso_millis;
+use crate::iso_millis;
 
 fn template(text: &str) -> Value {
     serde_json::from_str(text).expect("CircleCI fixture is JSON")

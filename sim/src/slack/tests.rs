@@ -1,7 +1,7 @@
 //! Tests of the Slack simulator: incoming webhook and `chat.postMessage`, through reqwest.
 
 use super::*;
-use crate::sim::Fault;
+use crate::Fault;
 
 const BLOCKS: &str = include_str!("../../../fixtures/slack-incoming-webhook-request-blocks.json");
 

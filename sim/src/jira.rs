@@ -122,10 +122,7 @@ pub fn issue_updated_other(issue_key: &str) -> Value {
 
 /// `X-Hub-Signature` for a Jira admin webhook with a secret: `sha256=<hex HMAC-SHA256>`.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    format!(
-        "sha256={}",
-        crate::sources::signature::sign_hex(&crate::config::Secret::new(secret), body)
-    )
+    format!("sha256={}", crate::sign::hmac_sha256_hex(secret, body))
 }
 
 /// Sends what Jira would send.

@@ -148,7 +148,7 @@ async fn webhook(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::Fault;
+    use crate::Fault;
 
     const BODY: &str = include_str!("../../fixtures/spinnaker-webhook-trigger-parameters.json");
 

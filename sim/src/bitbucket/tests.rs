@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{BitbucketSim, SimAuth, random_hash};
-use crate::sim::Fault;
+use crate::Fault;
 
 const TOKEN: &str = "tok3n";
 

@@ -5,6 +5,9 @@
 //! real formats (see `fixtures/`). Every HTTP simulator shares the pieces in this module: fault
 //! injection ([`Faults`]), a record of every request it got ([`RecordedRequest`]) and a server
 //! bound to `127.0.0.1:0` that stops when the simulator's last handle is dropped.
+//!
+//! The crate does not depend on Hoist: it signs webhooks with its own HMAC (`sign.rs`), so what
+//! it sends checks Hoist's verification rather than sharing its code.
 
 pub mod bitbucket;
 pub mod circleci;
@@ -14,6 +17,7 @@ pub mod slack;
 pub mod spinnaker;
 
 mod server;
+mod sign;
 
 use server::{ConnKill, ServerGuard, serve};
 

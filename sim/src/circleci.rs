@@ -79,10 +79,7 @@ pub struct CircleCiSim {
 
 /// The `circleci-signature` header for `body`: `v1=<hex HMAC-SHA256(secret, body)>`.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    format!(
-        "v1={}",
-        crate::sources::signature::sign_hex(&crate::config::Secret::new(secret), body)
-    )
+    format!("v1={}", crate::sign::hmac_sha256_hex(secret, body))
 }
 
 impl CircleCiSim {
