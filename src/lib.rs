@@ -5,16 +5,13 @@
 //! `pipeline` (pure), and carried out by `worker` jobs through `clients`.
 
 pub mod app;
-pub mod cli;
 pub mod clients;
 pub mod config;
-pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod lambda;
 pub mod pipeline;
 pub mod server;
 pub mod sources;
-pub mod stack;
 pub mod store;
 pub mod worker;

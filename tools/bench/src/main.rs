@@ -12,7 +12,7 @@
 //! - `spawn`: starts a server, measures the time from `spawn` to its `/healthz` answering 200,
 //!   leaves it running and writes its pid.
 //! - `free-port`: prints a free loopback port.
-//! - `scm`: SCM calls per release and Hoist's own time per step, on `hoist::stack::Stack`.
+//! - `scm`: SCM calls per release and Hoist's own time per step, on `hoist_cli::stack::Stack`.
 //! - `report`: prints the final table from the `key value` lines the harness collected.
 
 mod delay;

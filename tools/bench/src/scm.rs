@@ -27,7 +27,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use hoist::domain::ReleaseStatus;
-use hoist::stack::{JIRA_TOKEN_HEADER, REPO, Stack, StackOptions};
+use hoist_cli::stack::{JIRA_TOKEN_HEADER, REPO, Stack, StackOptions};
 use tokio::sync::mpsc;
 
 fn options(store_url: Option<String>) -> StackOptions {

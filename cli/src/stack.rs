@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::app::App;
-use crate::config::{
+use hoist::app::App;
+use hoist::config::{
     BitbucketAuthConfig, BitbucketConfig, Config, EnvConfig, JiraConfig, ProjectConfig, SecretRef,
     SlackConfig, SpinnakerConfig,
 };
-use crate::store::Release;
+use hoist::store::Release;
 use hoist_sim::bitbucket::{BitbucketSim, SimAuth};
 use hoist_sim::circleci::{CircleCiSim, CircleCiSimConfig, PayloadShape};
 use hoist_sim::jira::JiraSim;
@@ -144,7 +144,7 @@ impl Stack {
             circleci.watch(bitbucket.subscribe());
         }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::server::run(app.clone(), listener, async {
+        let server = tokio::spawn(hoist::server::run(app.clone(), listener, async {
             let _ = stopped.await;
         }));
         Ok(Self {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use hoist::stack::{REPO, StackOptions};
+use hoist_cli::stack::{REPO, StackOptions};
 use hoist_sim::Fault;
 
 use crate::process::{Hoist, JIRA_SECRET, Sims, eventually, free_port};
@@ -275,7 +275,7 @@ async fn ten_concurrent_copies_of_one_delivery_make_one_release_and_one_deploy()
     let body = hoist_sim::jira::automation_body(REPO, &commit, "PAY-50", None);
     let joined = futures_util::future::join_all((0..10).map(|_| {
         s.jira
-            .send_automation(&url, hoist::stack::JIRA_TOKEN_HEADER, &token, &body)
+            .send_automation(&url, hoist_cli::stack::JIRA_TOKEN_HEADER, &token, &body)
     }))
     .await;
     for j in joined {

@@ -3,7 +3,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use hoist::stack::REPO;
+use hoist_cli::stack::REPO;
 
 use crate::process::{Hoist, Sims, eventually, free_port, hoist_cmd};
 

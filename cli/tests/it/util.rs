@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use hoist::config::Config;
-use hoist::stack::{Stack, StackOptions};
+use hoist_cli::stack::{Stack, StackOptions};
 
 pub const WAIT: Duration = Duration::from_secs(20);
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use hoist::config::SecretRef;
 use hoist::domain::ReleaseStatus;
-use hoist::stack::{JIRA_TOKEN_HEADER, REPO, Stack, StackOptions};
+use hoist_cli::stack::{JIRA_TOKEN_HEADER, REPO, Stack, StackOptions};
 use hoist_sim::Fault;
 
 const WAIT: Duration = Duration::from_secs(30);

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::domain::ReleaseStatus;
 use crate::stack::{REPO, Stack, StackOptions};
+use hoist::domain::ReleaseStatus;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -86,8 +86,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     printer.abort();
 
     println!();
-    let detail = crate::http::api::detail(&stack.app, &done).await?;
-    crate::cli::print_release_detail(&detail);
+    let detail = hoist::http::api::detail(&stack.app, &done).await?;
+    crate::print_release_detail(&detail);
     let ok = if args.fail_build {
         done.status == ReleaseStatus::BuildFailed && stack.gate.triggers().is_empty()
     } else {
@@ -135,7 +135,7 @@ fn line(started: Instant, who: &str, what: &str) {
 /// Prints Hoist's timeline events, CircleCI's webhooks, Gate's triggers and Slack's messages as
 /// they happen.
 async fn show_steps(
-    app: crate::app::App,
+    app: hoist::app::App,
     slack: hoist_sim::slack::SlackSim,
     gate: hoist_sim::spinnaker::GateSim,
     circleci: hoist_sim::circleci::CircleCiSim,

@@ -39,9 +39,9 @@ async fn migrated_to(url: &str, version: i64) -> sqlx::AnyPool {
     };
     let pool = sqlx::AnyPool::connect(&options).await.unwrap();
     let migrator = if postgres {
-        sqlx::migrate!("./migrations/postgres")
+        sqlx::migrate!("../migrations/postgres")
     } else {
-        sqlx::migrate!("./migrations/sqlite")
+        sqlx::migrate!("../migrations/sqlite")
     };
     migrator.run_to(version, &pool).await.unwrap();
     pool

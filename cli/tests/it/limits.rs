@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use hoist::stack::{JIRA_TOKEN_HEADER, StackOptions};
+use hoist_cli::stack::{JIRA_TOKEN_HEADER, StackOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

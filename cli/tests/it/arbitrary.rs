@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use axum::body::Body;
 use axum::http::Request;
 use hoist::http::PeerIp;
-use hoist::stack::{JIRA_TOKEN_HEADER, StackOptions};
+use hoist_cli::stack::{JIRA_TOKEN_HEADER, StackOptions};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;

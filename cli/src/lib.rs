@@ -1,4 +1,9 @@
-//! The command line: every subcommand, each a short function over the library.
+//! The `hoist` binary's library: the command line (every subcommand, each a short function over
+//! the `hoist` library), the loopback [`stack`] of Hoist and the `hoist_sim` simulators, and the
+//! [`demo`] that runs on it. The integration tests and tools/bench use the stack too.
+
+pub mod demo;
+pub mod stack;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,11 +11,11 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use crate::app::App;
-use crate::config::Config;
-use crate::pipeline::notify::dur;
-use crate::pipeline::version::TagScheme;
-use crate::store::Store;
+use hoist::app::App;
+use hoist::config::Config;
+use hoist::pipeline::notify::dur;
+use hoist::pipeline::version::TagScheme;
+use hoist::store::Store;
 
 #[derive(Parser)]
 #[command(
@@ -75,12 +80,8 @@ pub enum Command {
     },
 }
 
-pub fn main() -> ExitCode {
-    let cli = if crate::lambda::is_bootstrap() {
-        Cli::parse_from(["bootstrap", "lambda"])
-    } else {
-        Cli::parse()
-    };
+/// Runs a parsed command line: logging, a tokio runtime, the subcommand; errors are printed.
+pub fn execute(cli: Cli) -> ExitCode {
     // The demo prints its own story; its logs are for warnings unless HOIST_LOG asks for more.
     let default_level = if matches!(cli.command, Command::Demo(_)) {
         "warn"
@@ -125,7 +126,7 @@ pub fn init_tracing(format: &str, level: &str) {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve => serve(&cli.config).await.map(|_| ExitCode::SUCCESS),
-        Command::Lambda => crate::lambda::run(&cli.config)
+        Command::Lambda => hoist::lambda::run(&cli.config)
             .await
             .map(|_| ExitCode::SUCCESS),
         Command::Demo(args) => crate::demo::run(args).await,
@@ -148,7 +149,7 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 }
 
 async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
-    crate::server::serve(load(path)?).await
+    hoist::server::serve(load(path)?).await
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
@@ -234,7 +235,7 @@ async fn releases(
             .release(id)
             .await?
             .with_context(|| format!("no release {id}"))?;
-        let detail = crate::http::api::detail(&app, &r).await?;
+        let detail = hoist::http::api::detail(&app, &r).await?;
         if json {
             println!("{}", serde_json::to_string_pretty(&detail)?);
         } else {
@@ -244,7 +245,7 @@ async fn releases(
     }
     let list = app.store.releases(limit, None).await?;
     if json {
-        let v: Vec<_> = list.iter().map(crate::http::api::summary).collect();
+        let v: Vec<_> = list.iter().map(hoist::http::api::summary).collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }

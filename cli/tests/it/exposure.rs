@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::Request;
 use hoist::config::SecretRef;
 use hoist::http::PeerIp;
-use hoist::stack::{REPO, StackOptions};
+use hoist_cli::stack::{REPO, StackOptions};
 use tower::ServiceExt;
 
 use crate::util::stack_with;
@@ -108,7 +108,7 @@ async fn hooks_do_not_tell_an_unauthenticated_caller_whether_a_project_exists() 
         ),
         (
             "/hooks/circleci",
-            cci(hoist::stack::CIRCLECI_SLUG).into(),
+            cci(hoist_cli::stack::CIRCLECI_SLUG).into(),
             cci("bitbucket/acme/nothing").into(),
         ),
         ("/hooks/bitbucket", push(REPO), push("no-such-repo")),

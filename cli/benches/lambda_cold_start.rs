@@ -16,13 +16,14 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use hoist::stack::{REPO, WORKSPACE};
+use hoist_cli::stack::{REPO, WORKSPACE};
 use hoist_sim::bitbucket::{BitbucketSim, SimAuth, random_hash};
 use hoist_sim::lambda::RuntimeApiSim;
 use hoist_sim::slack::SlackSim;
 use serde_json::{Value, json};
 
-const HTTP_API_V2: &str = include_str!("../fixtures/aws-apigw-http-api-v2-request-post-body.json");
+const HTTP_API_V2: &str =
+    include_str!("../../fixtures/aws-apigw-http-api-v2-request-post-body.json");
 const TOKEN: &str = "bench-bitbucket-token";
 const JIRA_TOKEN: &str = "bench-jira-token";
 
@@ -234,7 +235,7 @@ fn command(
         }
         Contender::Python { exe, .. } => {
             let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("scripts/bench/python-lambda/bootstrap.py");
+                .join("../scripts/bench/python-lambda/bootstrap.py");
             let mut cmd = tokio::process::Command::new(exe);
             cmd.arg(script)
                 .env("PYTHONDONTWRITEBYTECODE", "1")

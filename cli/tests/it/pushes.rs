@@ -3,11 +3,11 @@
 //! sample passes with its published secret and fails when one byte changes.
 
 use hoist::domain::ReleaseStatus;
-use hoist::stack::{REPO, StackOptions};
+use hoist_cli::stack::{REPO, StackOptions};
 
 use crate::util::{WAIT, count, post, stack_with};
 
-const SIGNED: &[u8] = include_bytes!("../../fixtures/bitbucket-webhook-repo-push-signed.json");
+const SIGNED: &[u8] = include_bytes!("../../../fixtures/bitbucket-webhook-repo-push-signed.json");
 const SIGNED_SECRET: &str = "Gkvl$k$wyNpQAF42";
 const SIGNED_HEADER: &str =
     "sha256=f205c729821c6954aff2afe72b965c34015b4baf96ea8ddc2cc44999c014a035";
@@ -19,10 +19,10 @@ fn quick() -> StackOptions {
     }
 }
 
-async fn tag_rows(s: &hoist::stack::Stack) -> Vec<(String, String, String)> {
+async fn tag_rows(s: &hoist_cli::stack::Stack) -> Vec<(String, String, String)> {
     s.app
         .store
-        .known_tags(hoist::stack::PROJECT, "stg")
+        .known_tags(hoist_cli::stack::PROJECT, "stg")
         .await
         .unwrap()
         .into_iter()

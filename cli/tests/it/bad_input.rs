@@ -1,7 +1,7 @@
 //! SPEC 4.1 and 4.2: every bad request gets the right status and a clear message, and nothing is
 //! stored.
 
-use hoist::stack::{JIRA_TOKEN_HEADER, REPO, StackOptions};
+use hoist_cli::stack::{JIRA_TOKEN_HEADER, REPO, StackOptions};
 
 use crate::util::{count, post, stack_with};
 

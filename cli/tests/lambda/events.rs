@@ -4,10 +4,10 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 const HTTP_API_V2: &str =
-    include_str!("../../fixtures/aws-apigw-http-api-v2-request-post-body.json");
-const REST_API_V1: &str = include_str!("../../fixtures/aws-apigw-rest-api-v1-request-post.json");
-const FUNCTION_URL: &str = include_str!("../../fixtures/aws-lambda-function-url-request.json");
-pub const SCHEDULE: &str = include_str!("../../fixtures/aws-eventbridge-scheduled-event.json");
+    include_str!("../../../fixtures/aws-apigw-http-api-v2-request-post-body.json");
+const REST_API_V1: &str = include_str!("../../../fixtures/aws-apigw-rest-api-v1-request-post.json");
+const FUNCTION_URL: &str = include_str!("../../../fixtures/aws-lambda-function-url-request.json");
+pub const SCHEDULE: &str = include_str!("../../../fixtures/aws-eventbridge-scheduled-event.json");
 
 /// An HTTP request to put in an event.
 pub struct Req {
@@ -128,7 +128,7 @@ pub fn schedule() -> Value {
 /// A Jira Automation "Send web request" body.
 pub fn automation(commit: &str, issue: &str) -> Vec<u8> {
     serde_json::to_vec(&hoist_sim::jira::automation_body(
-        hoist::stack::REPO,
+        hoist_cli::stack::REPO,
         commit,
         issue,
         None,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hoist::stack::{CIRCLECI_SLUG, REPO, WORKSPACE};
+use hoist_cli::stack::{CIRCLECI_SLUG, REPO, WORKSPACE};
 use hoist_sim::bitbucket::{BitbucketSim, SimAuth};
 use hoist_sim::circleci::{CircleCiSim, CircleCiSimConfig};
 use hoist_sim::jira::JiraSim;
@@ -49,7 +49,10 @@ impl Sims {
     pub fn circleci(&self, hoist_url: &str, delay: Duration) -> CircleCiSim {
         let c = CircleCiSim::new(CircleCiSimConfig {
             delay,
-            ..hoist::stack::circleci_config(&format!("{hoist_url}/hooks/circleci"), CIRCLECI_SECRET)
+            ..hoist_cli::stack::circleci_config(
+                &format!("{hoist_url}/hooks/circleci"),
+                CIRCLECI_SECRET,
+            )
         });
         c.watch(self.bitbucket.subscribe());
         c

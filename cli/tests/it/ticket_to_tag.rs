@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use hoist::domain::ReleaseStatus;
-use hoist::stack::{REPO, StackOptions};
+use hoist_cli::stack::{REPO, StackOptions};
 use hoist_sim::Fault;
 
 use crate::util::{WAIT, stack, stack_with};
@@ -180,7 +180,7 @@ async fn wait_answers_with_the_tag() {
         .jira
         .send_automation(
             &format!("{}/hooks/jira?wait=10", s.url),
-            hoist::stack::JIRA_TOKEN_HEADER,
+            hoist_cli::stack::JIRA_TOKEN_HEADER,
             &s.options.jira_token,
             &body,
         )
@@ -195,7 +195,7 @@ async fn wait_answers_with_the_tag() {
         .jira
         .send_automation(
             &format!("{}/hooks/jira?wait=10", s.url),
-            hoist::stack::JIRA_TOKEN_HEADER,
+            hoist_cli::stack::JIRA_TOKEN_HEADER,
             &s.options.jira_token,
             &body,
         )

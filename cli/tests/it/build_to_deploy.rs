@@ -1,7 +1,7 @@
 //! SPEC 3.2: a CircleCI build of the tag becomes one Spinnaker trigger, with Slack in the thread.
 
 use hoist::domain::ReleaseStatus;
-use hoist::stack::{REPO, StackOptions};
+use hoist_cli::stack::{REPO, StackOptions};
 use hoist_sim::Fault;
 use hoist_sim::circleci::{PayloadShape, sign};
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use hoist::domain::{JobSpec, NotifyEvent, ReleaseStatus};
-use hoist::stack::{Stack, StackOptions};
+use hoist_cli::stack::{Stack, StackOptions};
 use hoist_sim::Fault;
 
 use crate::util::{WAIT, stack_with};

@@ -1,7 +1,7 @@
 //! The pipeline through Lambda events: answers, and the effects on the simulators, which happen
 //! before the answer because Lambda freezes the process after it.
 
-use hoist::stack::REPO;
+use hoist_cli::stack::REPO;
 use hoist_sim::Fault;
 use hoist_sim::circleci::sign;
 

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 use hoist::config::{Require, SecretRef};
 use hoist::http::PeerIp;
-use hoist::stack::{JIRA_TOKEN_HEADER, REPO, StackOptions};
+use hoist_cli::stack::{JIRA_TOKEN_HEADER, REPO, StackOptions};
 use hoist_sim::bitbucket::webhook;
 use tower::ServiceExt;
 
@@ -19,7 +19,7 @@ use crate::util::{count, stack_with};
 const JIRA_SECRET: &str = "jira-hub-secret-81c2";
 const BB_TOKEN: &str = "bitbucket-hook-token-0d9e";
 const API_TOKEN: &str = "api-token-a7f3";
-const CIRCLECI_JOB: &[u8] = include_bytes!("../../fixtures/circleci-job-completed.json");
+const CIRCLECI_JOB: &[u8] = include_bytes!("../../../fixtures/circleci-job-completed.json");
 
 enum Payload {
     Bytes(Vec<u8>),

@@ -5,7 +5,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hoist::stack::{CIRCLECI_SLUG, REPO, WORKSPACE};
+use hoist_cli::stack::{CIRCLECI_SLUG, REPO, WORKSPACE};
 use hoist_sim::bitbucket::{BitbucketSim, SimAuth, random_hash};
 use hoist_sim::circleci::CircleCiSim;
 use hoist_sim::lambda::{Answered, RuntimeApiSim};
@@ -77,7 +77,7 @@ impl Harness {
         bitbucket.add_repo(REPO);
         let gate = GateSim::start().await.unwrap();
         let slack = SlackSim::start(None).await.unwrap();
-        let circleci = CircleCiSim::new(hoist::stack::circleci_config(
+        let circleci = CircleCiSim::new(hoist_cli::stack::circleci_config(
             "http://unused.invalid/hooks/circleci",
             CIRCLECI_SECRET,
         ));
