@@ -13,4 +13,4 @@ fi
 if [ "${HOIST_BENCH_PG:-}" != "off" ]; then
   scripts/postgres.sh || echo "PostgreSQL could not be started: measured without it"
 fi
-cargo bench --bench lambda_cold_start
+cargo bench -p hoist-cli --bench lambda_cold_start

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, then the integration suites (`it`, `lambda`) once on SQLite and once
-# on a real PostgreSQL server (started here if it is down). Usage: scripts/test.sh
+# Runs every test: the unit tests of the workspace's packages (hoist, hoist-sim, hoist-cli) and the
+# integration suites of cli/ (`it`, `lambda`, `secrets`) on SQLite, then `it` and `lambda` again on
+# a real PostgreSQL server (started here if it is down). Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,4 +21,4 @@ drop_run_databases() {
     done
 }
 trap drop_run_databases EXIT
-HOIST_TEST_PG="$PG_URL" cargo test --test it --test lambda
+HOIST_TEST_PG="$PG_URL" cargo test -p hoist-cli --test it --test lambda
