@@ -3,77 +3,89 @@
 //! `cargo bench --bench queue` (add `-- --quick` for a short run). PostgreSQL is measured when
 //! `HOIST_BENCH_PG` holds a server URL such as `postgres://postgres@127.0.0.1:5432`.
 //!
-//! - ingest: one ticket (delivery + release + job) per transaction, sequential, with and without
+//! - ingest: one ticket (delivery + release + job) at a time, sequential, with and without
 //!   fsync per commit (SQLite `synchronous = FULL` vs `NORMAL`);
 //! - queue: no-op jobs (notifications with Slack unconfigured) claimed, run and finished by the
 //!   worker's loops, end to end.
 
 use std::time::{Duration, Instant};
 
-use hoist::app::App;
-use hoist::config::{BitbucketAuthConfig, BitbucketConfig, Config, SecretRef};
-use hoist::domain::{JobSpec, NotifyEvent};
-use hoist::store::{NewDelivery, NewRelease, Store};
+use hoist::config::{Config, ConfigFile};
+use hoist::core::inbound::{Action, Ingest};
+use hoist::core::job::{Job, NotifyEvent};
+use hoist::core::plan::Changes;
+use hoist::domain::{CommitSha, EnvName, JobState, NewDelivery, NewRelease, ProjectName, Source};
+use hoist::server::Hoist;
+use hoist::store::{Options, Store};
 
 fn config(url: &str, fsync: bool) -> Config {
-    let mut c = Config::default();
-    c.store.url = url.into();
-    c.store.fsync = fsync;
-    c.bitbucket = Some(BitbucketConfig {
-        base_url: "http://127.0.0.1:9/2.0".into(),
-        workspace: "acme".into(),
-        auth: BitbucketAuthConfig::Bearer(SecretRef::Value("x".into())),
-        web_url: "https://bitbucket.org".into(),
-        timeout_secs: 1,
-    });
-    c.worker.concurrency = 8;
-    c.worker.poll_ms = 5;
-    c
+    let text = format!(
+        r#"
+[store]
+url = "{url}"
+fsync = {fsync}
+[bitbucket]
+base_url = "http://127.0.0.1:9/2.0"
+workspace = "acme"
+auth = {{ bearer = {{ env = "PATH" }} }}
+[worker]
+concurrency = 8
+poll_ms = 5
+[[projects]]
+name = "p"
+repo = "r"
+[projects.environments.stg]
+tag = "stg{{major}}.{{minor}}.{{patch}}"
+"#
+    );
+    let (file, _) = ConfigFile::parse(&text).unwrap();
+    Config::from_file(&file).unwrap()
 }
 
 async fn ingest(store: &Store, n: usize) -> Duration {
     let t = Instant::now();
     for i in 0..n {
-        let d = NewDelivery {
-            source: "jira",
+        let delivery = NewDelivery {
+            source: Source::Jira,
             key: Some(format!("bench-{i}")),
             event_at: String::new(),
             event: "automation".into(),
             client_ip: None,
             body: "{}".repeat(500),
         };
-        let r = NewRelease {
-            project: "p".into(),
-            env: "stg".into(),
+        let release = NewRelease {
+            project: ProjectName::parse("p").unwrap(),
+            env: EnvName::parse("stg").unwrap(),
             repo: "r".into(),
-            commit: format!("{:040x}", i),
+            commit: CommitSha::parse(&format!("{i:040x}")).unwrap(),
             issue: Some(format!("B-{i}")),
         };
-        store.ingest_release(d, r, 5).await.unwrap();
+        let plan = Ingest {
+            delivery,
+            action: Action::StartRelease(release),
+        };
+        store.ingest(plan).await.unwrap();
     }
     t.elapsed()
 }
 
-async fn queue(app: &App, n: usize) -> Duration {
-    let mut tx = app.store.begin().await.unwrap();
+async fn queue(hoist: &Hoist, n: usize) -> Duration {
+    let mut changes = Changes::default();
     for i in 0..n {
-        let spec = JobSpec::Notify {
-            release_id: i as i64,
-            event: NotifyEvent::Tagged { step_ms: 0 },
-        };
-        tx.enqueue(&spec, &format!("bench:{i}"), 5, 0)
-            .await
-            .unwrap();
+        changes = changes.job(Job::notify(
+            (i as i64).into(),
+            NotifyEvent::Tagged { step_ms: 0 },
+        ));
     }
-    tx.commit().await.unwrap();
+    hoist.store.apply(changes).await.unwrap();
     let (stop, rx) = tokio::sync::watch::channel(false);
     let t = Instant::now();
-    let worker = tokio::spawn(hoist::worker::run(app.clone(), rx));
+    let worker = tokio::spawn(hoist::worker::run(hoist.worker.clone(), rx));
     loop {
-        let counts = app.store.job_counts().await.unwrap();
+        let counts = hoist.store.job_counts().await.unwrap();
         let pending: i64 = counts
             .iter()
-            .filter(|(s, _)| s == "queued" || s == "running")
+            .filter(|(s, _)| matches!(s, JobState::Queued | JobState::Running))
             .map(|(_, n)| n)
             .sum();
         if pending == 0 {
@@ -88,13 +100,16 @@ async fn queue(app: &App, n: usize) -> Duration {
 }
 
 async fn fresh_pg(base: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let name = format!("hoist_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("{base}/postgres"))
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
+    let name = format!("hoist_bench_{}", std::process::id());
+    let (client, connection) =
+        tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
+        ))
         .await
         .unwrap();
     format!("{base}/{name}")
@@ -127,15 +142,19 @@ async fn main() {
     println!("{:<48} {:>16} {:>16}", "backend", "tickets/s", "jobs/s");
     for (name, url, fsync) in backends {
         let c = config(&url, fsync);
-        let store = Store::connect(&url, fsync).await.unwrap();
-        let app = App::with_store(c, store.clone()).unwrap();
+        let store = Store::connect(&Options {
+            url: url.clone(),
+            fsync,
+            max_attempts: 5,
+            schema: None,
+        })
+        .await
+        .unwrap();
+        let hoist = Hoist::with_store(c, store.clone());
         let ti = ingest(&store, n_ingest).await;
         // The tickets' own jobs are not part of the queue measurement.
-        sqlx::query("DELETE FROM jobs")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        let tq = queue(&app, n_jobs).await;
+        store.execute_sql("DELETE FROM jobs").await.unwrap();
+        let tq = queue(&hoist, n_jobs).await;
         println!(
             "{name:<48} {:>16.0} {:>16.0}",
             n_ingest as f64 / ti.as_secs_f64(),

@@ -347,14 +347,13 @@ async fn postgres_database() -> Option<String> {
         return None;
     }
     let base = base.trim_end_matches('/').to_string();
-    sqlx::any::install_default_drivers();
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("{base}/postgres"))
+    let admin = admin(&base)
         .await
         .map_err(|e| eprintln!("PostgreSQL skipped ({base}): {e}"))
         .ok()?;
     let name = format!("hoist_bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .ok()?;
     Some(format!("{base}/{name}"))
@@ -364,13 +363,17 @@ async fn drop_database(url: &str) {
     let Some((base, name)) = url.rsplit_once('/') else {
         return;
     };
-    if let Ok(mut conn) =
-        <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("{base}/postgres")).await
-    {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await;
+    if let Ok(admin) = admin(base).await {
+        let _ = admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
     }
+}
+
+/// A connection to the server's `postgres` database.
+async fn admin(base: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) =
+        tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
 }

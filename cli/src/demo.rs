@@ -37,7 +37,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("Hoist demo: everything runs on this machine; no account anywhere.\n");
     println!(
         "  hoist            {}  (store: {})",
-        stack.url, stack.app.config.store.url
+        stack.url, stack.hoist.config.store.url
     );
     println!("  bitbucket (sim)  {}", stack.bitbucket.base_url());
     println!("  spinnaker (sim)  {}", stack.gate.url());
@@ -63,7 +63,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("  new commit {} is ready for release\n", &commit[..7]);
 
     let printer = tokio::spawn(show_steps(
-        stack.app.clone(),
+        stack.hoist.store.clone(),
         stack.slack.clone(),
         stack.gate.clone(),
         stack.circleci.clone(),
@@ -86,8 +86,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     printer.abort();
 
     println!();
-    let detail = hoist::http::api::detail(&stack.app, &done).await?;
-    crate::print_release_detail(&detail);
+    let detail = hoist::report::detail(&stack.hoist.store, &done).await?;
+    crate::print::release_detail(&detail);
     let ok = if args.fail_build {
         done.status == ReleaseStatus::BuildFailed && stack.gate.triggers().is_empty()
     } else {
@@ -135,7 +135,7 @@ fn line(started: Instant, who: &str, what: &str) {
 /// Prints Hoist's timeline events, CircleCI's webhooks, Gate's triggers and Slack's messages as
 /// they happen.
 async fn show_steps(
-    app: hoist::app::App,
+    store: hoist::store::Store,
     slack: hoist_sim::slack::SlackSim,
     gate: hoist_sim::spinnaker::GateSim,
     circleci: hoist_sim::circleci::CircleCiSim,
@@ -144,7 +144,7 @@ async fn show_steps(
     let mut last_event = 0;
     let (mut slack_seen, mut gate_seen, mut ci_seen) = (0, 0, 0);
     loop {
-        if let Ok(events) = app.store.events_since(last_event).await {
+        if let Ok(events) = store.events_since(last_event).await {
             for (id, release, e) in events {
                 last_event = id;
                 line(

@@ -2,20 +2,17 @@
 //! the `hoist` library), the loopback [`stack`] of Hoist and the `hoist_sim` simulators, and the
 //! [`demo`] that runs on it. The integration tests and tools/bench use the stack too.
 
+mod commands;
 pub mod demo;
+pub mod print;
 pub mod stack;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use hoist::app::App;
-use hoist::config::Config;
-use hoist::pipeline::notify::dur;
-use hoist::pipeline::version::TagScheme;
-use hoist::store::Store;
+use commands::*;
 
 #[derive(Parser)]
 #[command(
@@ -105,7 +102,11 @@ pub fn execute(cli: Cli) -> ExitCode {
 pub fn init_tracing(format: &str, level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("HOIST_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},sqlx=warn,hyper=warn,reqwest=warn")))
+        .unwrap_or_else(|_| {
+            EnvFilter::new(format!(
+                "{level},tokio_postgres=warn,hyper=warn,reqwest=warn"
+            ))
+        })
         // lambda_runtime logs whole events at TRACE, headers and all: webhook tokens would leak.
         .add_directive(
             "lambda_runtime::layers::api_response=debug"
@@ -141,224 +142,5 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|_| ExitCode::SUCCESS),
         Command::Retry { job } => retry(&cli.config, job).await.map(|_| ExitCode::SUCCESS),
-    }
-}
-
-fn load(path: &std::path::Path) -> anyhow::Result<Config> {
-    Ok(Config::load_checked(path)?)
-}
-
-async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
-    hoist::server::serve(load(path)?).await
-}
-
-fn check_config(path: &std::path::Path) -> ExitCode {
-    match Config::load(path) {
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::FAILURE
-        }
-        Ok((mut config, mut problems)) => {
-            config.apply_env_overrides();
-            problems.extend(config.check());
-            if problems.is_empty() {
-                println!(
-                    "{}: ok ({} project(s), {} environment(s))",
-                    path.display(),
-                    config.projects.len(),
-                    config
-                        .projects
-                        .iter()
-                        .map(|p| p.environments.len())
-                        .sum::<usize>()
-                );
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("{}: {} problem(s)", path.display(), problems.len());
-                for p in problems {
-                    eprintln!("  {p}");
-                }
-                ExitCode::FAILURE
-            }
-        }
-    }
-}
-
-async fn next_tag(path: &std::path::Path, project: &str, env: Option<&str>) -> anyhow::Result<()> {
-    let config = load(path)?;
-    let p = config
-        .project(project)
-        .with_context(|| format!("no project `{project}` in the configuration"))?;
-    let (env_name, env) = p.env(env).map_err(anyhow::Error::msg)?;
-    let scheme = TagScheme::new(&env.tag, env.bump, env.patch_rollover)?;
-    let initial = scheme.parse_version(&env.initial_version)?;
-    let app = App::build(config.clone()).await?;
-    let tags = app.bitbucket.tags(&p.repo, scheme.filter_text()).await?;
-    let members = tags
-        .iter()
-        .filter(|t| scheme.parse_tag(&t.name).is_some())
-        .count();
-    let alloc = scheme.next(
-        tags.iter().map(|t| t.name.as_str()),
-        initial,
-        &Default::default(),
-    );
-    println!("{}", alloc.tag);
-    println!(
-        "why: {} ({} tag(s) listed in {}/{}, {members} of the family; dry run, nothing created)",
-        alloc.reason,
-        tags.len(),
-        app.bitbucket.workspace(),
-        p.repo
-    );
-    let _ = env_name;
-    Ok(())
-}
-
-async fn open_store(path: &std::path::Path) -> anyhow::Result<Store> {
-    let (mut config, _) = Config::load(path)?;
-    config.apply_env_overrides();
-    Ok(Store::connect(&config.store.url, config.store.fsync).await?)
-}
-
-async fn releases(
-    path: &std::path::Path,
-    limit: i64,
-    id: Option<i64>,
-    json: bool,
-) -> anyhow::Result<()> {
-    let config = load(path)?;
-    let app = App::build(config).await?;
-    if let Some(id) = id {
-        let r = app
-            .store
-            .release(id)
-            .await?
-            .with_context(|| format!("no release {id}"))?;
-        let detail = hoist::http::api::detail(&app, &r).await?;
-        if json {
-            println!("{}", serde_json::to_string_pretty(&detail)?);
-        } else {
-            print_release_detail(&detail);
-        }
-        return Ok(());
-    }
-    let list = app.store.releases(limit, None).await?;
-    if json {
-        let v: Vec<_> = list.iter().map(hoist::http::api::summary).collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    println!(
-        "{:>5}  {:<20} {:<16} {:<6} {:<10} {:<14} {:<18} {:>10}",
-        "ID", "RECEIVED", "PROJECT", "ENV", "ISSUE", "TAG", "STATUS", "LEAD TIME"
-    );
-    for r in &list {
-        println!(
-            "{:>5}  {:<20} {:<16} {:<6} {:<10} {:<14} {:<18} {:>10}",
-            r.id,
-            chrono::DateTime::from_timestamp_millis(r.received_at)
-                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-                .unwrap_or_default(),
-            r.project,
-            r.env,
-            r.issue.as_deref().unwrap_or("-"),
-            r.tag.as_deref().unwrap_or("-"),
-            r.status.as_str(),
-            r.lead_time_ms().map(dur).unwrap_or_else(|| "-".into())
-        );
-    }
-    let leads: Vec<i64> = list.iter().filter_map(|r| r.lead_time_ms()).collect();
-    if !leads.is_empty() {
-        let mut sorted = leads.clone();
-        sorted.sort_unstable();
-        println!(
-            "{} deployed; median lead time {}",
-            leads.len(),
-            dur(sorted[sorted.len() / 2])
-        );
-    }
-    Ok(())
-}
-
-pub fn print_release_detail(v: &serde_json::Value) {
-    let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
-    println!(
-        "release {} · {} ({}) · issue {} · commit {} · tag {} · {}",
-        v["id"],
-        s("project"),
-        s("env"),
-        s("issue"),
-        s("commit"),
-        s("tag"),
-        s("status")
-    );
-    if let Some(e) = v["error"].as_str() {
-        println!("error: {e}");
-    }
-    println!("timeline:");
-    for step in v["timeline"].as_array().into_iter().flatten() {
-        let at = step["at"].as_str().unwrap_or("-");
-        let after = step["after_ms"]
-            .as_i64()
-            .map(|ms| format!("+{}", dur(ms)))
-            .unwrap_or_default();
-        println!(
-            "  {:<18} {:<26} {}",
-            step["step"].as_str().unwrap_or(""),
-            at,
-            after
-        );
-    }
-    if let Some(ms) = v["lead_time_ms"].as_i64() {
-        println!(
-            "lead time (ticket received -> deploy triggered): {}",
-            dur(ms)
-        );
-    }
-    println!("jobs:");
-    for j in v["jobs"].as_array().into_iter().flatten() {
-        println!(
-            "  #{:<4} {:<12} {:<8} attempts {}/{}{}",
-            j["id"],
-            j["kind"].as_str().unwrap_or(""),
-            j["state"].as_str().unwrap_or(""),
-            j["attempts"],
-            j["max_attempts"],
-            j["last_error"]
-                .as_str()
-                .map(|e| format!("  last error: {e}"))
-                .unwrap_or_default()
-        );
-    }
-}
-
-async fn replay(path: &std::path::Path, delivery: i64) -> anyhow::Result<()> {
-    let store = open_store(path).await?;
-    let d = store
-        .delivery(delivery)
-        .await?
-        .with_context(|| format!("no delivery {delivery}"))?;
-    match store.replay_delivery(&d).await? {
-        Some(job) => println!(
-            "delivery {delivery} ({} {}) queued again as job {job}; a running `hoist serve` picks it up",
-            d.source, d.event
-        ),
-        None => bail!(
-            "delivery {delivery} ({} {}) has nothing to replay",
-            d.source,
-            d.event
-        ),
-    }
-    Ok(())
-}
-
-async fn retry(path: &std::path::Path, job: i64) -> anyhow::Result<()> {
-    let store = open_store(path).await?;
-    if store.retry_job(job).await? {
-        println!("job {job} queued again; a running `hoist serve` picks it up");
-        Ok(())
-    } else {
-        bail!("job {job} does not exist or has not failed")
     }
 }

@@ -1,17 +1,22 @@
 //! A whole pipeline on loopback: Hoist (server + worker) wired to simulators of Bitbucket, CircleCI,
 //! Spinnaker Gate, Slack and Jira. `hoist demo` and the integration tests both run on it.
+//!
+//! When a stack is dropped it checks that it leaves nothing behind: after giving running jobs a
+//! few seconds to end, no job may be queued, running or failed unless the test said so
+//! ([`Stack::expect_leftover_jobs`]). A test that leaves work undone by mistake fails here.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
 
-use hoist::app::App;
-use hoist::config::{
-    BitbucketAuthConfig, BitbucketConfig, Config, EnvConfig, JiraConfig, ProjectConfig, SecretRef,
-    SlackConfig, SpinnakerConfig,
+use hoist::config::file::{
+    BitbucketAuthConfig, BitbucketConfig, EnvConfig, JiraConfig, ProjectConfig, SlackConfig,
+    SpinnakerConfig,
 };
-use hoist::store::Release;
+use hoist::config::{Config, ConfigFile, SecretRef};
+use hoist::domain::{JobState, Release, ReleaseId};
+use hoist::server::Hoist;
 use hoist_sim::bitbucket::{BitbucketSim, SimAuth};
 use hoist_sim::circleci::{CircleCiSim, CircleCiSimConfig, PayloadShape};
 use hoist_sim::jira::JiraSim;
@@ -93,7 +98,7 @@ pub fn circleci_config(hoist_url: &str, secret: &str) -> CircleCiSimConfig {
 }
 
 pub struct Stack {
-    pub app: App,
+    pub hoist: Hoist,
     /// Hoist's base URL, e.g. `http://127.0.0.1:41234`.
     pub url: String,
     pub bitbucket: BitbucketSim,
@@ -103,8 +108,10 @@ pub struct Stack {
     pub jira: JiraSim,
     pub options: StackOptions,
     pub dir: tempfile::TempDir,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Jobs the test expects to leave queued or failed (the teardown check skips them).
+    leftovers: std::sync::atomic::AtomicBool,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Stack {
@@ -112,10 +119,10 @@ impl Stack {
         Self::start_with(options, |_| {}).await
     }
 
-    /// Starts the simulators and Hoist; `configure` may change Hoist's configuration first.
+    /// Starts the simulators and Hoist; `configure` may change Hoist's configuration file first.
     pub async fn start_with(
         options: StackOptions,
-        configure: impl FnOnce(&mut Config),
+        configure: impl FnOnce(&mut ConfigFile),
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("temporary directory")?;
         let bitbucket =
@@ -128,11 +135,11 @@ impl Stack {
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
 
-        let mut config = Self::config(&options, &bitbucket, &slack, &gate, &dir, addr);
-        configure(&mut config);
-        let problems = config.check();
-        anyhow::ensure!(problems.is_empty(), "stack configuration: {problems:?}");
-        let app = App::build(config).await?;
+        let mut file = Self::config(&options, &bitbucket, &slack, &gate, &dir, addr);
+        configure(&mut file);
+        let config = Config::from_file(&file)
+            .map_err(|problems| anyhow::anyhow!("stack configuration: {problems:?}"))?;
+        let hoist = Hoist::start(config).await?;
 
         let circleci = CircleCiSim::new(CircleCiSimConfig {
             delay: options.build_delay,
@@ -144,11 +151,11 @@ impl Stack {
             circleci.watch(bitbucket.subscribe());
         }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(hoist::server::run(app.clone(), listener, async {
+        let server = tokio::spawn(hoist.clone().run(listener, async {
             let _ = stopped.await;
         }));
         Ok(Self {
-            app,
+            hoist,
             url,
             bitbucket,
             slack,
@@ -157,8 +164,9 @@ impl Stack {
             jira: JiraSim::new(),
             options,
             dir,
-            stop,
-            server,
+            leftovers: Default::default(),
+            stop: Some(stop),
+            server: Some(server),
         })
     }
 
@@ -169,8 +177,8 @@ impl Stack {
         gate: &GateSim,
         dir: &tempfile::TempDir,
         addr: std::net::SocketAddr,
-    ) -> Config {
-        let mut c = Config::default();
+    ) -> ConfigFile {
+        let mut c = ConfigFile::default();
         c.server.listen = addr.to_string();
         c.store.url = o
             .store_url
@@ -301,14 +309,15 @@ impl Stack {
     /// Waits until release `id` satisfies `done`, or fails after `timeout` with its last state.
     pub async fn wait_release(
         &self,
-        id: i64,
+        id: impl Into<ReleaseId>,
         timeout: Duration,
         done: impl Fn(&Release) -> bool,
     ) -> anyhow::Result<Release> {
+        let id = id.into();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let r = self
-                .app
+                .hoist
                 .store
                 .release(id)
                 .await?
@@ -331,10 +340,10 @@ impl Stack {
     pub async fn settle(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let counts = self.app.store.job_counts().await?;
+            let counts = self.hoist.store.job_counts().await?;
             if counts
                 .iter()
-                .all(|(s, n)| *n == 0 || (s != "queued" && s != "running"))
+                .all(|(s, n)| *n == 0 || !matches!(s, JobState::Queued | JobState::Running))
             {
                 return Ok(());
             }
@@ -345,9 +354,64 @@ impl Stack {
         }
     }
 
-    pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        self.server.await??;
+    /// Says that this test leaves jobs queued or failed on purpose (an outage it does not wait
+    /// out, a job it makes fail): [`Self::finish`] then checks nothing.
+    pub fn expect_leftover_jobs(&self) {
+        self.leftovers
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Ends a test's stack: checks that no job is left queued, running or failed (unless the test
+    /// said so), then stops Hoist.
+    pub async fn finish(mut self) -> anyhow::Result<()> {
+        let checked = if self.leftovers.load(std::sync::atomic::Ordering::Relaxed) {
+            Ok(())
+        } else {
+            self.left_nothing().await
+        };
+        self.shut_down().await?;
+        checked
+    }
+
+    /// Nothing queued or running (after a few seconds for what is under way), nothing failed.
+    async fn left_nothing(&self) -> anyhow::Result<()> {
+        self.settle(Duration::from_secs(10)).await?;
+        let failed = self.hoist.store.jobs_in_state(JobState::Failed).await?;
+        anyhow::ensure!(
+            failed.is_empty(),
+            "the test left failed jobs (say so with expect_leftover_jobs if it means to): {:?}",
+            failed
+                .iter()
+                .map(|j| (j.id.0, j.kind.as_str(), j.last_error.as_deref()))
+                .collect::<Vec<_>>()
+        );
         Ok(())
+    }
+
+    /// Stops Hoist without checking its jobs (the demo, which shows them).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shut_down().await
+    }
+
+    async fn shut_down(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Stack {
+    /// A stack must end with [`Stack::finish`] (or [`Stack::stop`]), so that every test checks
+    /// what it leaves behind.
+    fn drop(&mut self) {
+        if self.stop.is_some() && !std::thread::panicking() {
+            panic!(
+                "a stack was dropped without Stack::finish(): end the test with `stack.finish().await`"
+            );
+        }
     }
 }

@@ -1,33 +1,20 @@
 //! Bitbucket Cloud 2.0: commits and tags.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::{CallError, http_client, status_error};
-use crate::config::{BitbucketAuthConfig, BitbucketConfig, Secret};
+use crate::config::{self, BitbucketAuth};
+use crate::domain::{CommitSha, RepoTag};
 
 const SERVICE: &str = "Bitbucket";
-
-#[derive(Clone)]
-pub enum Auth {
-    Bearer(Secret),
-    Basic { user: String, password: Secret },
-}
 
 #[derive(Clone)]
 pub struct Bitbucket {
     http: reqwest::Client,
     base: String,
     workspace: String,
-    auth: Auth,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tag {
-    pub name: String,
-    pub hash: String,
+    auth: BitbucketAuth,
 }
 
 /// What creating a tag did.
@@ -71,28 +58,12 @@ struct ErrorDetail {
 }
 
 impl Bitbucket {
-    pub fn from_config(c: &BitbucketConfig) -> Result<Self, crate::config::secret::SecretError> {
-        let auth = match &c.auth {
-            BitbucketAuthConfig::Bearer(s) => Auth::Bearer(s.resolve()?),
-            BitbucketAuthConfig::Basic { user, password } => Auth::Basic {
-                user: user.clone(),
-                password: password.resolve()?,
-            },
-        };
-        Ok(Self::new(
-            &c.base_url,
-            &c.workspace,
-            auth,
-            Duration::from_secs(c.timeout_secs),
-        ))
-    }
-
-    pub fn new(base_url: &str, workspace: &str, auth: Auth, timeout: Duration) -> Self {
+    pub fn new(c: &config::Bitbucket) -> Self {
         Self {
-            http: http_client(timeout),
-            base: base_url.trim_end_matches('/').to_string(),
-            workspace: workspace.to_string(),
-            auth,
+            http: http_client(c.timeout),
+            base: c.base_url.trim_end_matches('/').to_string(),
+            workspace: c.workspace.clone(),
+            auth: c.auth.clone(),
         }
     }
 
@@ -111,8 +82,8 @@ impl Bitbucket {
 
     fn authed(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.auth {
-            Auth::Bearer(t) => rb.bearer_auth(t.expose()),
-            Auth::Basic { user, password } => rb.basic_auth(user, Some(password.expose())),
+            BitbucketAuth::Bearer(t) => rb.bearer_auth(t.expose()),
+            BitbucketAuth::Basic { user, password } => rb.basic_auth(user, Some(password.expose())),
         }
     }
 
@@ -147,8 +118,12 @@ impl Bitbucket {
     }
 
     /// The full hash of a commit, `None` when the repository has no such commit.
-    pub async fn commit(&self, repo: &str, sha: &str) -> Result<Option<String>, CallError> {
-        let url = format!("{}/commit/{}", self.repo_url(repo), enc(sha));
+    pub async fn commit(
+        &self,
+        repo: &str,
+        sha: &CommitSha,
+    ) -> Result<Option<CommitSha>, CallError> {
+        let url = format!("{}/commit/{}", self.repo_url(repo), enc(sha.as_str()));
         let resp = self.send(self.http.get(url)).await?;
         match resp.status() {
             StatusCode::OK => {
@@ -156,7 +131,13 @@ impl Bitbucket {
                     .json()
                     .await
                     .map_err(|e| CallError::transport(SERVICE, &e))?;
-                Ok(Some(c.hash))
+                CommitSha::parse(&c.hash)
+                    .map(Some)
+                    .map_err(|e| CallError::Permanent {
+                        service: SERVICE,
+                        status: Some(200),
+                        message: format!("answered a commit hash Hoist cannot read: {e}"),
+                    })
             }
             StatusCode::NOT_FOUND => {
                 // A 404 means either the commit or the repository is missing; only the first is a
@@ -183,14 +164,14 @@ impl Bitbucket {
     }
 
     /// Every tag whose name contains `filter` (BBQL `name ~`), following `next` over all pages.
-    pub async fn tags(&self, repo: &str, filter: &str) -> Result<Vec<Tag>, CallError> {
+    pub async fn tags(&self, repo: &str, filter: &str) -> Result<Vec<RepoTag>, CallError> {
         let mut out = Vec::new();
         let mut next = Some(self.tags_url(repo, filter, None));
         while let Some(url) = next.take() {
             let page = self.page(&url, repo).await?;
-            out.extend(page.values.into_iter().map(|t| Tag {
+            out.extend(page.values.into_iter().map(|t| RepoTag {
                 name: t.name,
-                hash: t.target.hash,
+                commit: t.target.hash,
             }));
             next = page.next;
         }
@@ -202,16 +183,16 @@ impl Bitbucket {
         &self,
         repo: &str,
         filter: &str,
-    ) -> Result<(Vec<Tag>, bool), CallError> {
+    ) -> Result<(Vec<RepoTag>, bool), CallError> {
         let url = self.tags_url(repo, filter, Some("-name"));
         let page = self.page(&url, repo).await?;
         let more = page.next.is_some();
         Ok((
             page.values
                 .into_iter()
-                .map(|t| Tag {
+                .map(|t| RepoTag {
                     name: t.name,
-                    hash: t.target.hash,
+                    commit: t.target.hash,
                 })
                 .collect(),
             more,
@@ -251,7 +232,7 @@ impl Bitbucket {
     }
 
     /// One tag by name, `None` if it does not exist.
-    pub async fn tag(&self, repo: &str, name: &str) -> Result<Option<Tag>, CallError> {
+    pub async fn tag(&self, repo: &str, name: &str) -> Result<Option<RepoTag>, CallError> {
         let url = format!("{}/refs/tags/{}", self.repo_url(repo), enc(name));
         let resp = self.send(self.http.get(url)).await?;
         match resp.status() {
@@ -260,9 +241,9 @@ impl Bitbucket {
                     .json()
                     .await
                     .map_err(|e| CallError::transport(SERVICE, &e))?;
-                Ok(Some(Tag {
+                Ok(Some(RepoTag {
                     name: t.name,
-                    hash: t.target.hash,
+                    commit: t.target.hash,
                 }))
             }
             StatusCode::NOT_FOUND => Ok(None),
@@ -276,10 +257,10 @@ impl Bitbucket {
         &self,
         repo: &str,
         name: &str,
-        full_hash: &str,
+        full_hash: &CommitSha,
     ) -> Result<Created, CallError> {
         let url = format!("{}/refs/tags", self.repo_url(repo));
-        let body = serde_json::json!({"name": name, "target": {"hash": full_hash}});
+        let body = serde_json::json!({"name": name, "target": {"hash": full_hash.as_str()}});
         let resp = self.send(self.http.post(url).json(&body)).await?;
         match resp.status() {
             StatusCode::CREATED | StatusCode::OK => Ok(Created::Created),

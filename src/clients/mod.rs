@@ -137,3 +137,23 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
         format!("{}…", s.chars().take(max).collect::<String>())
     }
 }
+
+/// Every outbound client, built once from the configuration.
+#[derive(Clone)]
+pub struct Clients {
+    pub bitbucket: bitbucket::Bitbucket,
+    /// Absent without `[spinnaker]`: deploys then fail with what to configure.
+    pub gate: Option<spinnaker::Gate>,
+    /// Absent without `[slack]`: no notification is queued.
+    pub slack: Option<slack::Slack>,
+}
+
+impl Clients {
+    pub fn new(config: &crate::config::Config) -> Self {
+        Self {
+            bitbucket: bitbucket::Bitbucket::new(&config.bitbucket),
+            gate: config.spinnaker.as_ref().map(spinnaker::Gate::new),
+            slack: config.slack.as_ref().map(slack::Slack::new),
+        }
+    }
+}

@@ -1,12 +1,14 @@
 //! Slack: an incoming webhook (`text` + `blocks`) or a bot token (`chat.postMessage`, threads).
-
-use std::time::Duration;
+//! This is the one place that knows Slack's message format: a [`Message`] from the core becomes
+//! `text` (the notification's fallback) and Block Kit `blocks` in Slack's `mrkdwn`.
 
 use reqwest::StatusCode;
 use serde::Deserialize;
+use serde_json::{Value, json};
 
 use super::{CallError, http_client, status_error, truncate};
-use crate::config::{Secret, SlackConfig};
+use crate::config::{self, SlackTarget};
+use crate::core::notify::{Mark, Message, Span};
 
 const SERVICE: &str = "Slack";
 
@@ -65,19 +67,9 @@ const PERMANENT: &[(&str, &str)] = &[
 ];
 
 #[derive(Clone)]
-enum Mode {
-    Webhook(Secret),
-    Bot {
-        token: Secret,
-        channel: String,
-        api_url: String,
-    },
-}
-
-#[derive(Clone)]
 pub struct Slack {
     http: reqwest::Client,
-    mode: Mode,
+    target: SlackTarget,
 }
 
 #[derive(Deserialize)]
@@ -88,38 +80,29 @@ struct PostMessageAnswer {
 }
 
 impl Slack {
-    pub fn from_config(c: &SlackConfig) -> Result<Self, crate::config::secret::SecretError> {
-        let timeout = Duration::from_secs(c.timeout_secs);
-        let mode = match (&c.webhook_url, &c.bot_token) {
-            (_, Some(token)) => Mode::Bot {
-                token: token.resolve()?,
-                channel: c.channel.clone().unwrap_or_default(),
-                api_url: c.api_url.trim_end_matches('/').to_string(),
-            },
-            (Some(url), None) => Mode::Webhook(url.resolve()?),
-            (None, None) => Mode::Webhook(Secret::new(String::new())),
-        };
-        Ok(Self {
-            http: http_client(timeout),
-            mode,
-        })
+    pub fn new(c: &config::Slack) -> Self {
+        Self {
+            http: http_client(c.timeout),
+            target: c.target.clone(),
+        }
     }
 
     /// Whether messages can thread (bot token mode).
     pub fn threads(&self) -> bool {
-        matches!(self.mode, Mode::Bot { .. })
+        matches!(self.target, SlackTarget::Bot { .. })
     }
 
     /// Posts a message; with a bot token, in `thread_ts`'s thread when given. Answers the message's
     /// `ts` (bot mode) so the caller can keep it as the release's thread root.
     pub async fn post(
         &self,
-        text: &str,
-        blocks: &serde_json::Value,
+        message: &Message,
         thread_ts: Option<&str>,
     ) -> Result<Option<String>, CallError> {
-        match &self.mode {
-            Mode::Webhook(url) => {
+        let (text, blocks) = render(message);
+        let (text, blocks) = (text.as_str(), &blocks);
+        match &self.target {
+            SlackTarget::Webhook(url) => {
                 let body = serde_json::json!({"text": text, "blocks": blocks});
                 let resp = self
                     .http
@@ -136,7 +119,7 @@ impl Slack {
                 }
                 Err(classify(status, &headers, answer.trim()))
             }
-            Mode::Bot {
+            SlackTarget::Bot {
                 token,
                 channel,
                 api_url,
@@ -172,6 +155,49 @@ impl Slack {
             }
         }
     }
+}
+
+/// Slack's `mrkdwn` for a piece of text: `&`, `<` and `>` escaped, as Slack asks.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn mrkdwn(spans: &[Span]) -> String {
+    spans
+        .iter()
+        .map(|s| match s {
+            Span::Text(t) => escape(t),
+            Span::Strong(t) => format!("*{}*", escape(t)),
+            Span::Code(t) => format!("`{}`", escape(t)),
+            Span::Link { url, label } => format!("<{}|{}>", escape(url), escape(label)),
+        })
+        .collect()
+}
+
+fn emoji(mark: Mark) -> &'static str {
+    match mark {
+        Mark::Tagged => ":label:",
+        Mark::Reused => ":recycle:",
+        Mark::Failed => ":x:",
+        Mark::BuildSucceeded => ":white_check_mark:",
+        Mark::BuildFailed => ":rotating_light:",
+        Mark::Deploy => ":rocket:",
+    }
+}
+
+/// A message as Slack takes it: the notification text, and Block Kit blocks (a section with the
+/// headline, a context line with the release's facts).
+pub fn render(m: &Message) -> (String, Value) {
+    let emoji = emoji(m.mark);
+    let headline = mrkdwn(&m.headline);
+    let text = format!("{emoji} {}: {headline}", escape(&m.subject));
+    let blocks = json!([
+        {"type": "section", "text": {"type": "mrkdwn", "text": format!("{emoji} {headline}")}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(&m.context)}]},
+    ]);
+    (text, blocks)
 }
 
 /// Slack's error codes: the permanent ones are never retried; rate limits and server errors are.

@@ -1,13 +1,12 @@
 //! Spinnaker Gate: the webhook trigger `POST /webhooks/webhook/{source}`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::{CallError, http_client, status_error};
-use crate::config::{Secret, SpinnakerConfig};
+use crate::config::{Secret, Spinnaker};
 
 const SERVICE: &str = "Spinnaker";
 
@@ -27,17 +26,12 @@ struct EchoAnswer {
 }
 
 impl Gate {
-    pub fn from_config(c: &SpinnakerConfig) -> Result<Self, crate::config::secret::SecretError> {
-        let headers = c
-            .headers
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), v.resolve()?)))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            http: http_client(Duration::from_secs(c.timeout_secs)),
+    pub fn new(c: &Spinnaker) -> Self {
+        Self {
+            http: http_client(c.timeout),
             base: c.gate_url.trim_end_matches('/').to_string(),
-            headers,
-        })
+            headers: c.headers.clone(),
+        }
     }
 
     /// Sends the trigger; answers Echo's `eventId`.

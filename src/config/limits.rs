@@ -5,6 +5,8 @@
 
 use serde::Deserialize;
 
+/// Largest accepted webhook body by default (`server.limits.max_body_bytes`): SPEC 4.1's 1 MiB.
+pub const MAX_BODY: usize = 1024 * 1024;
 /// The largest `?wait` a hook accepts, in seconds; the request timeout must leave room for it.
 pub const MAX_WAIT_SECS: u64 = 25;
 /// serde_json refuses to nest deeper than this itself; a configured depth cannot exceed it.
@@ -41,7 +43,7 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
-            max_body_bytes: crate::http::MAX_BODY,
+            max_body_bytes: MAX_BODY,
             json_max_depth: 64,
             json_max_items: 100_000,
             rate_per_second: 20,

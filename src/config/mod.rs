@@ -1,11 +1,12 @@
 //! Configuration: the `hoist.toml` contract of SPEC section 6.
 //!
-//! Loading happens in two stages. [`Config::parse`] turns TOML into typed values and collects every
-//! unknown key (with its dotted path) instead of stopping at the first; [`Config::check`] then
-//! validates meaning (CIDRs, tag templates, secret references that resolve, environments that
-//! exist) and reports every problem with its location. Secrets are only ever held as
-//! [`secret::SecretRef`]s here and resolved into redacting [`secret::Secret`]s by [`Config::resolve`].
+//! Two stages. [`ConfigFile::parse`] reads TOML into the file's shape ([`file`]) and collects every
+//! unknown key (with its dotted path) instead of stopping at the first. [`Config::from_file`] then
+//! parses each value into what Hoist runs with (tag schemes, versions, CIDRs, parameter templates,
+//! addresses, resolved secrets) and reports every problem with its location; a bad entry is an
+//! error, never dropped. The rest of Hoist sees only [`Config`].
 
+pub mod file;
 pub mod lambda;
 pub mod limits;
 pub mod secret;
@@ -15,11 +16,15 @@ mod tests;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
 
-use crate::pipeline::version::TagScheme;
+use crate::domain::{EnvName, ProjectName, TagScheme, Template, Version};
+pub use file::{
+    AutomationFields, ConfigFile, IssueFields, JiraConfig, Require, RetryConfig, StoreConfig,
+    WorkerConfig,
+};
 pub use lambda::LambdaConfig;
 pub use limits::LimitsConfig;
 pub use secret::{Secret, SecretRef};
@@ -54,362 +59,170 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+/// The configuration Hoist runs with: every value parsed, every secret resolved.
+#[derive(Debug, Clone)]
 pub struct Config {
-    #[serde(default)]
-    pub server: ServerConfig,
-    #[serde(default)]
+    pub server: Server,
     pub store: StoreConfig,
-    pub bitbucket: Option<BitbucketConfig>,
-    pub spinnaker: Option<SpinnakerConfig>,
-    pub slack: Option<SlackConfig>,
-    #[serde(default)]
+    pub bitbucket: Bitbucket,
+    pub spinnaker: Option<Spinnaker>,
+    pub slack: Option<Slack>,
     pub jira: JiraConfig,
-    #[serde(default)]
-    pub sources: SourcesConfig,
-    #[serde(default)]
+    pub sources: Sources,
     pub worker: WorkerConfig,
-    /// Only read by `hoist lambda`.
-    #[serde(default)]
     pub lambda: LambdaConfig,
-    #[serde(default)]
-    pub projects: Vec<ProjectConfig>,
+    pub projects: Vec<Project>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct ServerConfig {
-    #[serde(default = "default_listen")]
-    pub listen: String,
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub listen: SocketAddr,
+    /// Where Hoist is reached from outside, without a trailing `/` ([`Self::base_url`]).
     pub public_url: Option<String>,
-    #[serde(default)]
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: Vec<IpNet>,
     /// Bearer token required by `/api/...`. Without it the API answers only loopback callers.
-    pub api_token: Option<SecretRef>,
-    /// Body size, JSON shape, rate, concurrency and timeouts.
-    #[serde(default)]
+    pub api_token: Option<Secret>,
     pub limits: LimitsConfig,
 }
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            listen: default_listen(),
-            public_url: None,
-            trusted_proxies: Vec::new(),
-            api_token: None,
-            limits: LimitsConfig::default(),
-        }
-    }
-}
-
-fn default_listen() -> String {
-    "127.0.0.1:8080".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct StoreConfig {
-    #[serde(default = "default_store_url")]
-    pub url: String,
-    /// `true`: SQLite fsyncs every commit (durable against power loss). Default: durable against
-    /// a process crash (WAL, synchronous=NORMAL).
-    #[serde(default)]
-    pub fsync: bool,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self {
-            url: default_store_url(),
-            fsync: false,
-        }
-    }
-}
-
-fn default_store_url() -> String {
-    "sqlite://hoist.db".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct BitbucketConfig {
-    #[serde(default = "default_bitbucket_url")]
+#[derive(Debug, Clone)]
+pub struct Bitbucket {
     pub base_url: String,
     pub workspace: String,
-    pub auth: BitbucketAuthConfig,
+    pub auth: BitbucketAuth,
     /// Web address for links in messages.
-    #[serde(default = "default_bitbucket_web")]
     pub web_url: String,
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
+    pub timeout: Duration,
 }
 
-fn default_bitbucket_web() -> String {
-    "https://bitbucket.org".into()
+#[derive(Debug, Clone)]
+pub enum BitbucketAuth {
+    Bearer(Secret),
+    Basic { user: String, password: Secret },
 }
 
-fn default_bitbucket_url() -> String {
-    "https://api.bitbucket.org/2.0".into()
-}
-
-fn default_timeout() -> u64 {
-    10
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BitbucketAuthConfig {
-    Bearer(SecretRef),
-    Basic { user: String, password: SecretRef },
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct SpinnakerConfig {
+#[derive(Debug, Clone)]
+pub struct Spinnaker {
     pub gate_url: String,
-    #[serde(default)]
-    pub headers: BTreeMap<String, SecretRef>,
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
+    /// Extra headers for Gates that require authentication.
+    pub headers: Vec<(String, Secret)>,
+    pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct SlackConfig {
-    pub webhook_url: Option<SecretRef>,
-    pub bot_token: Option<SecretRef>,
-    pub channel: Option<String>,
-    #[serde(default = "default_slack_api")]
-    pub api_url: String,
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
+#[derive(Debug, Clone)]
+pub struct Slack {
+    pub target: SlackTarget,
+    pub timeout: Duration,
 }
 
-fn default_slack_api() -> String {
-    "https://slack.com/api".into()
+#[derive(Debug, Clone)]
+pub enum SlackTarget {
+    /// An incoming webhook: one message per step, no threads.
+    Webhook(Secret),
+    /// A bot token: `chat.postMessage` in `channel`, one thread per release.
+    Bot {
+        token: Secret,
+        channel: String,
+        api_url: String,
+    },
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
-pub struct JiraConfig {
-    pub base_url: Option<String>,
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub jira: JiraSource,
+    pub circleci: SourceAuth,
+    pub bitbucket: SourceAuth,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
-pub struct SourcesConfig {
-    #[serde(default)]
-    pub jira: JiraSourceConfig,
-    #[serde(default)]
-    pub circleci: SourceAuthConfig,
-    #[serde(default)]
-    pub bitbucket: SourceAuthConfig,
-}
-
-/// Checks shared by every inbound source.
-#[derive(Debug, Clone, Deserialize, Default)]
-pub struct SourceAuthConfig {
-    #[serde(default)]
-    pub allow_ips: Vec<String>,
-    /// HMAC secret for signed webhooks.
-    pub secret: Option<SecretRef>,
-    /// Where the signature comes: `X-Hub-Signature` (Bitbucket, Jira; the default) or
-    /// `X-Hub-Signature-256` (GitHub's name for the same format). CircleCI always uses
-    /// `circleci-signature`.
-    pub signature_header: Option<String>,
-    pub token_header: Option<String>,
-    pub token: Option<SecretRef>,
-    /// Which of the configured credentials (signature, token) a request must carry.
-    #[serde(default)]
-    pub require: Require,
-}
-
-/// How a source's credentials combine. The allowlist, when set, always applies as well.
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Require {
-    /// At least one configured credential, and every credential presented must be valid. Suits
-    /// `sources.jira`, where Automation rules send a token and admin webhooks a signature.
-    #[default]
-    Any,
-    /// Every configured credential (signature and token).
-    All,
-    /// No credential: the allowlist alone decides. Refused unless `allow_ips` is set.
-    #[serde(rename = "none")]
-    Nothing,
-}
-
-#[derive(Debug, Clone, Deserialize, Default)]
-pub struct JiraSourceConfig {
-    #[serde(default)]
-    pub allow_ips: Vec<String>,
-    pub secret: Option<SecretRef>,
-    pub signature_header: Option<String>,
-    pub token_header: Option<String>,
-    pub token: Option<SecretRef>,
-    #[serde(default)]
-    pub require: Require,
-    #[serde(default)]
+#[derive(Debug, Clone)]
+pub struct JiraSource {
+    pub auth: SourceAuth,
+    /// JSON pointers into an Automation body.
     pub fields: AutomationFields,
-    #[serde(default)]
+    /// JSON pointers into a native webhook's `issue` object.
     pub issue_fields: IssueFields,
 }
 
-impl JiraSourceConfig {
-    pub fn auth(&self) -> SourceAuthConfig {
-        SourceAuthConfig {
-            allow_ips: self.allow_ips.clone(),
-            secret: self.secret.clone(),
-            signature_header: self.signature_header.clone(),
-            token_header: self.token_header.clone(),
-            token: self.token.clone(),
-            require: self.require,
-        }
-    }
+/// Who may call one inbound source: its allowlist, then the credentials it requires.
+#[derive(Debug, Clone, Default)]
+pub struct SourceAuth {
+    /// `sources.jira`, ... (for messages).
+    pub name: &'static str,
+    /// Empty: any address.
+    pub allow: Vec<IpNet>,
+    pub secret: Option<Secret>,
+    pub signature: SignatureFormat,
+    pub token_header: Option<String>,
+    pub token: Option<Secret>,
+    pub require: Require,
 }
 
-/// JSON pointers into a Jira Automation "Send web request" body.
-#[derive(Debug, Clone, Deserialize)]
-pub struct AutomationFields {
-    #[serde(default = "ptr_repo")]
-    pub repo: String,
-    #[serde(default = "ptr_commit")]
-    pub commit: String,
-    #[serde(default = "ptr_issue")]
-    pub issue: String,
-    #[serde(default = "ptr_env")]
-    pub env: String,
+/// How a source signs its bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureFormat {
+    /// `circleci-signature: v1=<hex>[,...]`.
+    CircleCi,
+    /// `<header>: sha256=<hex>`, with the header `X-Hub-Signature` or `X-Hub-Signature-256`.
+    Hub(String),
 }
 
-impl Default for AutomationFields {
+impl Default for SignatureFormat {
     fn default() -> Self {
-        Self {
-            repo: ptr_repo(),
-            commit: ptr_commit(),
-            issue: ptr_issue(),
-            env: ptr_env(),
+        Self::Hub("X-Hub-Signature".into())
+    }
+}
+
+impl SignatureFormat {
+    /// The header the signature comes in.
+    pub fn header(&self) -> &str {
+        match self {
+            Self::CircleCi => "circleci-signature",
+            Self::Hub(h) => h,
         }
     }
 }
 
-fn ptr_repo() -> String {
-    "/repo".into()
-}
-fn ptr_commit() -> String {
-    "/commit".into()
-}
-fn ptr_issue() -> String {
-    "/issue".into()
-}
-fn ptr_env() -> String {
-    "/env".into()
-}
-
-/// JSON pointers into a native webhook's `issue` object.
-#[derive(Debug, Clone, Deserialize, Default)]
-pub struct IssueFields {
-    pub repo: Option<String>,
-    pub commit: Option<String>,
-    pub env: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct WorkerConfig {
-    /// Jobs run at once by one process.
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
-    /// A claimed job whose runner is silent this long is taken over by another.
-    #[serde(default = "default_lease")]
-    pub lease_secs: u64,
-    #[serde(default = "default_poll_ms")]
-    pub poll_ms: u64,
-    #[serde(default)]
-    pub retry: RetryConfig,
-}
-
-impl Default for WorkerConfig {
-    fn default() -> Self {
-        Self {
-            concurrency: default_concurrency(),
-            lease_secs: default_lease(),
-            poll_ms: default_poll_ms(),
-            retry: RetryConfig::default(),
-        }
-    }
-}
-
-fn default_concurrency() -> usize {
-    8
-}
-fn default_lease() -> u64 {
-    60
-}
-fn default_poll_ms() -> u64 {
-    250
-}
-
-/// Retry schedule of failed job attempts: exponential backoff with full jitter.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RetryConfig {
-    #[serde(default = "default_retry_base")]
-    pub base_ms: u64,
-    #[serde(default = "default_retry_max")]
-    pub max_delay_ms: u64,
-    #[serde(default = "default_retry_attempts")]
-    pub max_attempts: u32,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        Self {
-            base_ms: default_retry_base(),
-            max_delay_ms: default_retry_max(),
-            max_attempts: default_retry_attempts(),
-        }
-    }
-}
-
-fn default_retry_base() -> u64 {
-    1_000
-}
-fn default_retry_max() -> u64 {
-    600_000
-}
-fn default_retry_attempts() -> u32 {
-    25
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProjectConfig {
-    pub name: String,
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: ProjectName,
+    /// The Bitbucket repository slug.
     pub repo: String,
     pub circleci_project: Option<String>,
-    pub build_job: Option<String>,
-    pub build_workflow: Option<String>,
-    pub default_env: Option<String>,
-    #[serde(default)]
-    pub environments: BTreeMap<String, EnvConfig>,
+    /// The CircleCI job or workflow whose completion means "built".
+    pub build: BuildName,
+    pub default_env: Option<EnvName>,
+    pub environments: BTreeMap<EnvName, Environment>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct EnvConfig {
-    pub tag: String,
-    /// Which part a release bumps: `patch` (default), `minor` or `major`.
-    #[serde(default)]
-    pub bump: crate::pipeline::version::Bump,
-    pub patch_rollover: Option<u64>,
-    #[serde(default = "default_initial")]
-    pub initial_version: String,
+/// Which CircleCI event means a project's build finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildName {
+    Job(String),
+    Workflow(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub name: EnvName,
+    pub scheme: TagScheme,
+    /// The version when the family has no tag yet.
+    pub initial: Version,
     pub spinnaker_source: Option<String>,
-    #[serde(default = "default_parameters")]
-    pub parameters: BTreeMap<String, String>,
+    pub parameters: BTreeMap<String, Template>,
 }
 
-fn default_initial() -> String {
-    "0.0.1".into()
+impl Server {
+    /// The base of links Hoist gives out (status URLs): `public_url`, else the listening address.
+    pub fn base_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
 }
 
-fn default_parameters() -> BTreeMap<String, String> {
-    BTreeMap::from([("tag".to_string(), "{tag}".to_string())])
-}
-
-impl Config {
+impl ConfigFile {
     /// Reads and parses a file; unknown keys come back as problems, not errors.
-    pub fn load(path: &Path) -> Result<(Config, Vec<Problem>), ConfigError> {
+    pub fn load(path: &Path) -> Result<(ConfigFile, Vec<Problem>), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -421,7 +234,7 @@ impl Config {
     }
 
     /// Parses TOML text. Unknown keys are returned as problems (all of them, with their paths).
-    pub fn parse(text: &str) -> Result<(Config, Vec<Problem>), String> {
+    pub fn parse(text: &str) -> Result<(ConfigFile, Vec<Problem>), String> {
         // toml's own Display quotes the offending line, which could hold a secret someone pasted
         // inline: report the position and the message only.
         let describe = |e: toml::de::Error| match e.span() {
@@ -435,7 +248,7 @@ impl Config {
         };
         let de = toml::Deserializer::parse(text).map_err(describe)?;
         let mut unknown = Vec::new();
-        let config: Config = serde_ignored::deserialize(de, |path| {
+        let config: ConfigFile = serde_ignored::deserialize(de, |path| {
             unknown.push(Problem {
                 location: path.to_string(),
                 message: "unknown key".into(),
@@ -445,21 +258,7 @@ impl Config {
         Ok((config, unknown))
     }
 
-    /// Loads, applies `HOIST_LISTEN` / `HOIST_STORE_URL`, and validates; any problem is an error.
-    pub fn load_checked(path: &Path) -> Result<Config, ConfigError> {
-        let (mut config, mut problems) = Self::load(path)?;
-        config.apply_env_overrides();
-        problems.extend(config.check());
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                problems,
-            })
-        }
-    }
-
+    /// `HOIST_LISTEN` and `HOIST_STORE_URL` override the matching keys.
     pub fn apply_env_overrides(&mut self) {
         if let Ok(listen) = std::env::var("HOIST_LISTEN") {
             self.server.listen = listen;
@@ -468,211 +267,48 @@ impl Config {
             self.store.url = url;
         }
     }
+}
 
-    /// Every problem of meaning, each with its location.
-    pub fn check(&self) -> Vec<Problem> {
-        let mut p = Vec::new();
-        let mut push = |location: String, message: String| p.push(Problem { location, message });
-
-        if self.server.listen.parse::<SocketAddr>().is_err() {
-            push(
-                "server.listen".into(),
-                format!(
-                    "`{}` is not an address:port such as 127.0.0.1:8080",
-                    self.server.listen
-                ),
-            );
-        }
-        if let Some(url) = &self.server.public_url {
-            check_url(&mut push, "server.public_url", url);
-        }
-        check_cidrs(
-            &mut push,
-            "server.trusted_proxies",
-            &self.server.trusted_proxies,
-        );
-        check_secret(
-            &mut push,
-            "server.api_token",
-            self.server.api_token.as_ref(),
-        );
-        for (key, message) in self.server.limits.check() {
-            push(format!("server.limits.{key}"), message);
-        }
-
-        if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
-            push(
-                "store.url".into(),
-                "must start with sqlite:// or postgres://".into(),
-            );
-        }
-
-        match &self.bitbucket {
-            None => push(
-                "bitbucket".into(),
-                "missing: Hoist needs [bitbucket] (workspace and auth) to create tags".into(),
-            ),
-            Some(bb) => {
-                check_url(&mut push, "bitbucket.base_url", &bb.base_url);
-                if bb.workspace.trim().is_empty() {
-                    push("bitbucket.workspace".into(), "must not be empty".into());
-                }
-                match &bb.auth {
-                    BitbucketAuthConfig::Bearer(s) => {
-                        check_secret(&mut push, "bitbucket.auth.bearer", Some(s))
-                    }
-                    BitbucketAuthConfig::Basic { password, .. } => {
-                        check_secret(&mut push, "bitbucket.auth.basic.password", Some(password))
-                    }
-                }
+impl Config {
+    /// Loads a file, applies `HOIST_LISTEN` / `HOIST_STORE_URL`, and parses it; any problem,
+    /// unknown keys included, is an error listing them all.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let (mut file, mut problems) = ConfigFile::load(path)?;
+        file.apply_env_overrides();
+        match Self::from_file(&file) {
+            Ok(config) if problems.is_empty() => Ok(config),
+            Ok(_) => Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            }),
+            Err(more) => {
+                problems.extend(more);
+                Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    problems,
+                })
             }
         }
-        if let Some(sp) = &self.spinnaker {
-            check_url(&mut push, "spinnaker.gate_url", &sp.gate_url);
-            for (name, value) in &sp.headers {
-                check_secret(&mut push, &format!("spinnaker.headers.{name}"), Some(value));
-            }
-        }
-        if let Some(slack) = &self.slack {
-            match (&slack.webhook_url, &slack.bot_token) {
-                (None, None) => push(
-                    "slack".into(),
-                    "set webhook_url or bot_token (with channel)".into(),
-                ),
-                (Some(_), Some(_)) => push(
-                    "slack".into(),
-                    "set webhook_url or bot_token, not both".into(),
-                ),
-                _ => {}
-            }
-            check_secret(&mut push, "slack.webhook_url", slack.webhook_url.as_ref());
-            check_secret(&mut push, "slack.bot_token", slack.bot_token.as_ref());
-            if slack.bot_token.is_some() && slack.channel.is_none() {
-                push(
-                    "slack.channel".into(),
-                    "a bot token needs a channel id such as C0123456".into(),
-                );
-            }
-            check_url(&mut push, "slack.api_url", &slack.api_url);
-        }
-        if let Some(url) = &self.jira.base_url {
-            check_url(&mut push, "jira.base_url", url);
-        }
-
-        let jira = &self.sources.jira;
-        check_source(&mut push, "sources.jira", &jira.auth());
-        for (key, ptr) in [
-            ("repo", &jira.fields.repo),
-            ("commit", &jira.fields.commit),
-            ("issue", &jira.fields.issue),
-            ("env", &jira.fields.env),
-        ] {
-            check_pointer(&mut push, &format!("sources.jira.fields.{key}"), ptr);
-        }
-        for (key, ptr) in [
-            ("repo", &jira.issue_fields.repo),
-            ("commit", &jira.issue_fields.commit),
-            ("env", &jira.issue_fields.env),
-        ] {
-            if let Some(ptr) = ptr {
-                check_pointer(&mut push, &format!("sources.jira.issue_fields.{key}"), ptr);
-            }
-        }
-        check_source(&mut push, "sources.circleci", &self.sources.circleci);
-        if self.sources.circleci.signature_header.is_some() {
-            push(
-                "sources.circleci.signature_header".into(),
-                "CircleCI always signs in circleci-signature: remove this key".into(),
-            );
-        }
-        check_source(&mut push, "sources.bitbucket", &self.sources.bitbucket);
-
-        if self.worker.concurrency == 0 {
-            push("worker.concurrency".into(), "must be at least 1".into());
-        }
-        if self.worker.retry.max_attempts == 0 {
-            push(
-                "worker.retry.max_attempts".into(),
-                "must be at least 1".into(),
-            );
-        }
-
-        if self.projects.is_empty() {
-            push(
-                "projects".into(),
-                "no [[projects]]: nothing would ever be released".into(),
-            );
-        }
-        let mut names = std::collections::HashSet::new();
-        for (i, project) in self.projects.iter().enumerate() {
-            let at = format!("projects[{i}]");
-            if !names.insert(project.name.as_str()) {
-                push(
-                    format!("{at}.name"),
-                    format!("project `{}` is defined twice", project.name),
-                );
-            }
-            if project.repo.trim().is_empty() {
-                push(format!("{at}.repo"), "must not be empty".into());
-            }
-            if project.build_job.is_some() && project.build_workflow.is_some() {
-                push(
-                    at.clone(),
-                    "set build_job or build_workflow, not both".into(),
-                );
-            }
-            if project.environments.is_empty() {
-                push(
-                    format!("{at}.environments"),
-                    format!("project `{}` has no environment", project.name),
-                );
-            }
-            if let Some(env) = &project.default_env
-                && !project.environments.contains_key(env)
-            {
-                push(
-                    format!("{at}.default_env"),
-                    format!("`{env}` is not one of this project's environments"),
-                );
-            }
-            for (env_name, env) in &project.environments {
-                let at = format!("{at}.environments.{env_name}");
-                let scheme = TagScheme::new(&env.tag, env.bump, env.patch_rollover);
-                match scheme {
-                    Err(e) => push(format!("{at}.tag"), e.to_string()),
-                    Ok(scheme) => {
-                        if let Err(e) = scheme.parse_version(&env.initial_version) {
-                            push(format!("{at}.initial_version"), e.to_string());
-                        }
-                    }
-                }
-                if env.patch_rollover == Some(0) {
-                    push(
-                        format!("{at}.patch_rollover"),
-                        "must be at least 1 (omit it for no rollover)".into(),
-                    );
-                }
-                for (key, template) in &env.parameters {
-                    if let Err(e) = crate::pipeline::params::check_template(template) {
-                        push(format!("{at}.parameters.{key}"), e);
-                    }
-                }
-            }
-        }
-        p
     }
 
-    pub fn project(&self, name: &str) -> Option<&ProjectConfig> {
-        self.projects.iter().find(|p| p.name == name)
+    /// Parses the file's values into the configuration Hoist runs with, or every problem found,
+    /// each with its location.
+    pub fn from_file(file: &ConfigFile) -> Result<Config, Vec<Problem>> {
+        let mut p = Problems::default();
+        let config = build(file, &mut p);
+        match config {
+            Some(config) if p.0.is_empty() => Ok(config),
+            _ => Err(p.0),
+        }
+    }
+
+    pub fn project(&self, name: &str) -> Option<&Project> {
+        self.projects.iter().find(|p| p.name == *name)
     }
 
     /// The project a CircleCI event belongs to: its `circleci_project` equals the event's project
     /// slug (or name).
-    pub fn project_by_circleci(
-        &self,
-        slug: Option<&str>,
-        name: Option<&str>,
-    ) -> Option<&ProjectConfig> {
+    pub fn project_by_circleci(&self, slug: Option<&str>, name: Option<&str>) -> Option<&Project> {
         self.projects.iter().find(|p| {
             p.circleci_project
                 .as_deref()
@@ -682,30 +318,32 @@ impl Config {
 
     /// Finds a project by the repository a sender named: the project name, the repository slug, or
     /// `workspace/slug` of the configured workspace.
-    pub fn project_by_repo(&self, repo: &str) -> Option<&ProjectConfig> {
+    pub fn project_by_repo(&self, repo: &str) -> Option<&Project> {
         let repo = repo.trim();
         let full = repo
             .split_once('/')
-            .filter(|(ws, _)| self.bitbucket.as_ref().is_some_and(|b| b.workspace == *ws));
+            .filter(|(ws, _)| self.bitbucket.workspace == *ws);
         self.projects.iter().find(|p| {
-            p.repo == repo || p.name == repo || full.is_some_and(|(_, slug)| p.repo == slug)
+            p.repo == repo || p.name == *repo || full.is_some_and(|(_, slug)| p.repo == slug)
         })
+    }
+
+    /// The largest number of attempts a job gets.
+    pub fn max_attempts(&self) -> u32 {
+        self.worker.retry.max_attempts
     }
 }
 
-impl ProjectConfig {
+impl Project {
     /// The environment a request names, or the project's default (or its only one).
-    pub fn env<'a>(
-        &'a self,
-        requested: Option<&'a str>,
-    ) -> Result<(&'a str, &'a EnvConfig), String> {
-        let name = match requested.or(self.default_env.as_deref()) {
+    pub fn env(&self, requested: Option<&str>) -> Result<&Environment, String> {
+        let name = match requested.or(self.default_env.as_ref().map(EnvName::as_str)) {
             Some(name) => name,
             None if self.environments.len() == 1 => self
                 .environments
                 .keys()
                 .next()
-                .map(String::as_str)
+                .map(EnvName::as_str)
                 .unwrap_or_default(),
             None => {
                 return Err(format!(
@@ -714,38 +352,17 @@ impl ProjectConfig {
                 ));
             }
         };
-        self.environments
-            .get_key_value(name)
-            .map(|(k, v)| (k.as_str(), v))
-            .ok_or_else(|| {
-                format!(
-                    "project `{}` has no environment `{name}` (it has: {})",
-                    self.name,
-                    self.environments
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
-    }
-}
-
-fn check_url(push: &mut impl FnMut(String, String), at: &str, value: &str) {
-    match url::Url::parse(value) {
-        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-        _ => push(at.into(), format!("`{value}` is not an http(s) URL")),
-    }
-}
-
-fn check_cidrs(push: &mut impl FnMut(String, String), at: &str, values: &[String]) {
-    for (i, v) in values.iter().enumerate() {
-        if parse_cidr(v).is_err() {
-            push(
-                format!("{at}[{i}]"),
-                format!("`{v}` is not a CIDR such as 13.52.5.96/28 or 2401:1d80:3000::/36"),
-            );
-        }
+        self.environments.get(name).ok_or_else(|| {
+            format!(
+                "project `{}` has no environment `{name}` (it has: {})",
+                self.name,
+                self.environments
+                    .keys()
+                    .map(EnvName::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
     }
 }
 
@@ -759,61 +376,446 @@ pub fn parse_cidr(value: &str) -> Result<IpNet, ipnet::AddrParseError> {
     })
 }
 
-fn check_secret(push: &mut impl FnMut(String, String), at: &str, secret: Option<&SecretRef>) {
-    if let Some(s) = secret
-        && let Err(e) = s.resolve()
-    {
-        push(at.into(), e.to_string());
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, location: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            location: location.into(),
+            message: message.into(),
+        });
+    }
+
+    /// `value` if it parsed, else its error noted at `location`.
+    fn take<T, E: std::fmt::Display>(&mut self, location: &str, value: Result<T, E>) -> Option<T> {
+        value.map_err(|e| self.push(location, e.to_string())).ok()
+    }
+
+    fn url(&mut self, at: &str, value: &str) {
+        match url::Url::parse(value) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            _ => self.push(at, format!("`{value}` is not an http(s) URL")),
+        }
+    }
+
+    fn cidrs(&mut self, at: &str, values: &[String]) -> Vec<IpNet> {
+        values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| {
+                parse_cidr(v)
+                    .map_err(|_| {
+                        self.push(
+                            format!("{at}[{i}]"),
+                            format!(
+                                "`{v}` is not a CIDR such as 13.52.5.96/28 or 2401:1d80:3000::/36"
+                            ),
+                        )
+                    })
+                    .ok()
+            })
+            .collect()
+    }
+
+    fn secret(&mut self, at: &str, secret: &SecretRef) -> Option<Secret> {
+        self.take(at, secret.resolve())
+    }
+
+    fn secret_opt(&mut self, at: &str, secret: Option<&SecretRef>) -> Option<Option<Secret>> {
+        match secret {
+            None => Some(None),
+            Some(s) => self.secret(at, s).map(Some),
+        }
+    }
+
+    fn pointer(&mut self, at: &str, ptr: &str) {
+        if !ptr.is_empty() && !ptr.starts_with('/') {
+            self.push(
+                at,
+                format!(
+                    "`{ptr}` is not a JSON pointer: it must start with `/`, e.g. \"/fields/repo\""
+                ),
+            );
+        }
     }
 }
 
-fn check_pointer(push: &mut impl FnMut(String, String), at: &str, ptr: &str) {
-    if !ptr.is_empty() && !ptr.starts_with('/') {
-        push(
-            at.into(),
-            format!("`{ptr}` is not a JSON pointer: it must start with `/`, e.g. \"/fields/repo\""),
+/// The whole configuration, or `None` with the problems noted.
+fn build(f: &ConfigFile, p: &mut Problems) -> Option<Config> {
+    let server = server(&f.server, p);
+    if !(f.store.url.starts_with("sqlite:") || f.store.url.starts_with("postgres")) {
+        p.push("store.url", "must start with sqlite:// or postgres://");
+    }
+    let bitbucket = bitbucket(f.bitbucket.as_ref(), p);
+    let spinnaker = f.spinnaker.as_ref().map(|s| spinnaker(s, p));
+    let slack = f.slack.as_ref().map(|s| slack(s, p));
+    if let Some(url) = &f.jira.base_url {
+        p.url("jira.base_url", url);
+    }
+    let sources = sources(&f.sources, p);
+    if f.worker.concurrency == 0 {
+        p.push("worker.concurrency", "must be at least 1");
+    }
+    if f.worker.retry.max_attempts == 0 {
+        p.push("worker.retry.max_attempts", "must be at least 1");
+    }
+    let projects = projects(f, p);
+    Some(Config {
+        server: server?,
+        store: f.store.clone(),
+        bitbucket: bitbucket?,
+        spinnaker: match spinnaker {
+            Some(s) => Some(s?),
+            None => None,
+        },
+        slack: match slack {
+            Some(s) => Some(s?),
+            None => None,
+        },
+        jira: f.jira.clone(),
+        sources: sources?,
+        worker: f.worker.clone(),
+        lambda: f.lambda.clone(),
+        projects: projects?,
+    })
+}
+
+fn server(s: &file::ServerConfig, p: &mut Problems) -> Option<Server> {
+    let listen = s.listen.parse::<SocketAddr>().map_err(|_| {
+        p.push(
+            "server.listen",
+            format!(
+                "`{}` is not an address:port such as 127.0.0.1:8080",
+                s.listen
+            ),
+        )
+    });
+    if let Some(url) = &s.public_url {
+        p.url("server.public_url", url);
+    }
+    let trusted_proxies = p.cidrs("server.trusted_proxies", &s.trusted_proxies);
+    let api_token = p.secret_opt("server.api_token", s.api_token.as_ref());
+    for (key, message) in s.limits.check() {
+        p.push(format!("server.limits.{key}"), message);
+    }
+    Some(Server {
+        listen: listen.ok()?,
+        public_url: s
+            .public_url
+            .as_ref()
+            .map(|u| u.trim_end_matches('/').to_string()),
+        trusted_proxies,
+        api_token: api_token?,
+        limits: s.limits.clone(),
+    })
+}
+
+fn bitbucket(b: Option<&file::BitbucketConfig>, p: &mut Problems) -> Option<Bitbucket> {
+    let Some(b) = b else {
+        p.push(
+            "bitbucket",
+            "missing: Hoist needs [bitbucket] (workspace and auth) to create tags",
+        );
+        return None;
+    };
+    p.url("bitbucket.base_url", &b.base_url);
+    if b.workspace.trim().is_empty() {
+        p.push("bitbucket.workspace", "must not be empty");
+    }
+    let auth = match &b.auth {
+        file::BitbucketAuthConfig::Bearer(s) => p
+            .secret("bitbucket.auth.bearer", s)
+            .map(BitbucketAuth::Bearer),
+        file::BitbucketAuthConfig::Basic { user, password } => p
+            .secret("bitbucket.auth.basic.password", password)
+            .map(|password| BitbucketAuth::Basic {
+                user: user.clone(),
+                password,
+            }),
+    };
+    Some(Bitbucket {
+        base_url: b.base_url.trim_end_matches('/').to_string(),
+        workspace: b.workspace.clone(),
+        auth: auth?,
+        web_url: b.web_url.trim_end_matches('/').to_string(),
+        timeout: Duration::from_secs(b.timeout_secs),
+    })
+}
+
+fn spinnaker(s: &file::SpinnakerConfig, p: &mut Problems) -> Option<Spinnaker> {
+    p.url("spinnaker.gate_url", &s.gate_url);
+    let headers: Vec<Option<(String, Secret)>> = s
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            p.secret(&format!("spinnaker.headers.{name}"), value)
+                .map(|v| (name.clone(), v))
+        })
+        .collect();
+    Some(Spinnaker {
+        gate_url: s.gate_url.trim_end_matches('/').to_string(),
+        headers: headers.into_iter().collect::<Option<_>>()?,
+        timeout: Duration::from_secs(s.timeout_secs),
+    })
+}
+
+fn slack(s: &file::SlackConfig, p: &mut Problems) -> Option<Slack> {
+    p.url("slack.api_url", &s.api_url);
+    let webhook = p.secret_opt("slack.webhook_url", s.webhook_url.as_ref());
+    let token = p.secret_opt("slack.bot_token", s.bot_token.as_ref());
+    let target = match (webhook?, token?) {
+        (None, None) => {
+            p.push("slack", "set webhook_url or bot_token (with channel)");
+            return None;
+        }
+        (Some(_), Some(_)) => {
+            p.push("slack", "set webhook_url or bot_token, not both");
+            return None;
+        }
+        (Some(url), None) => SlackTarget::Webhook(url),
+        (None, Some(token)) => {
+            let Some(channel) = s.channel.clone() else {
+                p.push(
+                    "slack.channel",
+                    "a bot token needs a channel id such as C0123456",
+                );
+                return None;
+            };
+            SlackTarget::Bot {
+                token,
+                channel,
+                api_url: s.api_url.trim_end_matches('/').to_string(),
+            }
+        }
+    };
+    Some(Slack {
+        target,
+        timeout: Duration::from_secs(s.timeout_secs),
+    })
+}
+
+fn sources(s: &file::SourcesConfig, p: &mut Problems) -> Option<Sources> {
+    let jira = &s.jira;
+    let jira_auth = source_auth(p, "sources.jira", &jira.auth(), SignatureFormat::default());
+    for (key, ptr) in [
+        ("repo", &jira.fields.repo),
+        ("commit", &jira.fields.commit),
+        ("issue", &jira.fields.issue),
+        ("env", &jira.fields.env),
+    ] {
+        p.pointer(&format!("sources.jira.fields.{key}"), ptr);
+    }
+    for (key, ptr) in [
+        ("repo", &jira.issue_fields.repo),
+        ("commit", &jira.issue_fields.commit),
+        ("env", &jira.issue_fields.env),
+    ] {
+        if let Some(ptr) = ptr {
+            p.pointer(&format!("sources.jira.issue_fields.{key}"), ptr);
+        }
+    }
+    let circleci = source_auth(
+        p,
+        "sources.circleci",
+        &s.circleci,
+        SignatureFormat::CircleCi,
+    );
+    if s.circleci.signature_header.is_some() {
+        p.push(
+            "sources.circleci.signature_header",
+            "CircleCI always signs in circleci-signature: remove this key",
         );
     }
+    let bitbucket = source_auth(
+        p,
+        "sources.bitbucket",
+        &s.bitbucket,
+        SignatureFormat::default(),
+    );
+    Some(Sources {
+        jira: JiraSource {
+            auth: jira_auth?,
+            fields: jira.fields.clone(),
+            issue_fields: jira.issue_fields.clone(),
+        },
+        circleci: circleci?,
+        bitbucket: bitbucket?,
+    })
 }
 
-fn check_source(push: &mut impl FnMut(String, String), at: &str, src: &SourceAuthConfig) {
-    check_cidrs(push, &format!("{at}.allow_ips"), &src.allow_ips);
-    check_secret(push, &format!("{at}.secret"), src.secret.as_ref());
-    check_secret(push, &format!("{at}.token"), src.token.as_ref());
+fn source_auth(
+    p: &mut Problems,
+    at: &'static str,
+    src: &file::SourceAuthConfig,
+    format: SignatureFormat,
+) -> Option<SourceAuth> {
+    let allow = p.cidrs(&format!("{at}.allow_ips"), &src.allow_ips);
+    let secret = p.secret_opt(&format!("{at}.secret"), src.secret.as_ref());
+    let token = p.secret_opt(&format!("{at}.token"), src.token.as_ref());
     if src.token.is_some() && src.token_header.is_none() {
-        push(
+        p.push(
             format!("{at}.token_header"),
-            "a token needs the header it comes in, e.g. \"X-Hoist-Token\"".into(),
+            "a token needs the header it comes in, e.g. \"X-Hoist-Token\"",
         );
     }
     if let Some(h) = &src.token_header
         && axum::http::HeaderName::from_bytes(h.as_bytes()).is_err()
     {
-        push(
+        p.push(
             format!("{at}.token_header"),
             format!("`{h}` is not a valid header name"),
         );
     }
-    if let Some(h) = &src.signature_header
-        && !["x-hub-signature", "x-hub-signature-256"].contains(&h.to_ascii_lowercase().as_str())
-    {
-        push(
-            format!("{at}.signature_header"),
-            format!(
-                "`{h}` is not a signature header Hoist knows: use \"X-Hub-Signature\" (Bitbucket, Jira) or \"X-Hub-Signature-256\" (GitHub)"
-            ),
-        );
-    }
+    let signature = match (format, &src.signature_header) {
+        (SignatureFormat::Hub(_), Some(h)) => {
+            if !["x-hub-signature", "x-hub-signature-256"]
+                .contains(&h.to_ascii_lowercase().as_str())
+            {
+                p.push(
+                    format!("{at}.signature_header"),
+                    format!(
+                        "`{h}` is not a signature header Hoist knows: use \"X-Hub-Signature\" (Bitbucket, Jira) or \"X-Hub-Signature-256\" (GitHub)"
+                    ),
+                );
+            }
+            SignatureFormat::Hub(h.clone())
+        }
+        (format, _) => format,
+    };
     let credentials = src.secret.is_some() || src.token.is_some();
     match src.require {
-        Require::Nothing if credentials => push(
+        Require::Nothing if credentials => p.push(
             format!("{at}.require"),
-            "\"none\" ignores the configured secret and token: remove them or require \"any\" or \"all\"".into(),
+            "\"none\" ignores the configured secret and token: remove them or require \"any\" or \"all\"",
         ),
-        Require::Nothing if src.allow_ips.is_empty() => push(
+        Require::Nothing if src.allow_ips.is_empty() => p.push(
             format!("{at}.require"),
-            "\"none\" without allow_ips would accept webhooks from anyone: set allow_ips, or a secret or token".into(),
+            "\"none\" without allow_ips would accept webhooks from anyone: set allow_ips, or a secret or token",
         ),
         _ => {}
     }
+    Some(SourceAuth {
+        name: at,
+        allow,
+        secret: secret?,
+        signature,
+        token_header: src.token_header.clone(),
+        token: token?,
+        require: src.require,
+    })
+}
+
+fn projects(f: &ConfigFile, p: &mut Problems) -> Option<Vec<Project>> {
+    if f.projects.is_empty() {
+        p.push(
+            "projects",
+            "no [[projects]]: nothing would ever be released",
+        );
+    }
+    let mut names = std::collections::HashSet::new();
+    let projects: Vec<Option<Project>> = f
+        .projects
+        .iter()
+        .enumerate()
+        .map(|(i, project)| {
+            if !names.insert(project.name.as_str()) {
+                p.push(
+                    format!("projects[{i}].name"),
+                    format!("project `{}` is defined twice", project.name),
+                );
+            }
+            self::project(&format!("projects[{i}]"), project, p)
+        })
+        .collect();
+    projects.into_iter().collect()
+}
+
+fn project(at: &str, project: &file::ProjectConfig, p: &mut Problems) -> Option<Project> {
+    let name = p.take(&format!("{at}.name"), ProjectName::parse(&project.name));
+    if project.repo.trim().is_empty() {
+        p.push(format!("{at}.repo"), "must not be empty");
+    }
+    let build = match (&project.build_job, &project.build_workflow) {
+        (Some(_), Some(_)) => {
+            p.push(at, "set build_job or build_workflow, not both");
+            None
+        }
+        (Some(job), None) => Some(BuildName::Job(job.clone())),
+        (None, Some(wf)) => Some(BuildName::Workflow(wf.clone())),
+        (None, None) => Some(BuildName::Job("build".into())),
+    };
+    if project.environments.is_empty() {
+        p.push(
+            format!("{at}.environments"),
+            format!("project `{}` has no environment", project.name),
+        );
+    }
+    let default_env = match &project.default_env {
+        Some(env) if !project.environments.contains_key(env) => {
+            p.push(
+                format!("{at}.default_env"),
+                format!("`{env}` is not one of this project's environments"),
+            );
+            None
+        }
+        Some(env) => p
+            .take(&format!("{at}.default_env"), EnvName::parse(env))
+            .map(Some),
+        None => Some(None),
+    };
+    let environments: Vec<Option<(EnvName, Environment)>> = project
+        .environments
+        .iter()
+        .map(|(name, env)| {
+            let env = environment(&format!("{at}.environments.{name}"), name, env, p)?;
+            Some((env.name.clone(), env))
+        })
+        .collect();
+    Some(Project {
+        name: name?,
+        repo: project.repo.clone(),
+        circleci_project: project.circleci_project.clone(),
+        build: build?,
+        default_env: default_env?,
+        environments: environments.into_iter().collect::<Option<_>>()?,
+    })
+}
+
+fn environment(
+    at: &str,
+    name: &str,
+    env: &file::EnvConfig,
+    p: &mut Problems,
+) -> Option<Environment> {
+    let env_name = p.take(at, EnvName::parse(name));
+    if env.patch_rollover == Some(0) {
+        p.push(
+            format!("{at}.patch_rollover"),
+            "must be at least 1 (omit it for no rollover)",
+        );
+    }
+    let scheme = p.take(
+        &format!("{at}.tag"),
+        TagScheme::new(&env.tag, env.bump, env.patch_rollover),
+    );
+    let initial = p.take(
+        &format!("{at}.initial_version"),
+        Version::parse(&env.initial_version),
+    );
+    let parameters: Vec<Option<(String, Template)>> = env
+        .parameters
+        .iter()
+        .map(|(key, template)| {
+            p.take(&format!("{at}.parameters.{key}"), Template::parse(template))
+                .map(|t| (key.clone(), t))
+        })
+        .collect();
+    Some(Environment {
+        name: env_name?,
+        scheme: scheme?,
+        initial: initial?,
+        spinnaker_source: env.spinnaker_source.clone(),
+        parameters: parameters.into_iter().collect::<Option<_>>()?,
+    })
 }

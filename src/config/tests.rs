@@ -3,8 +3,10 @@
 use super::*;
 
 fn problems(text: &str) -> Vec<String> {
-    let (config, mut problems) = Config::parse(text).expect("parses");
-    problems.extend(config.check());
+    let (file, mut problems) = ConfigFile::parse(text).expect("parses");
+    if let Err(more) = Config::from_file(&file) {
+        problems.extend(more);
+    }
     problems.into_iter().map(|p| p.to_string()).collect()
 }
 
@@ -33,7 +35,7 @@ fn limits_are_read_and_checked_with_their_location() {
     let text = format!(
         "[server.limits]\nmax_body_bytes = 65536\nrate_burst = 0\nrequest_timeout_secs = 5\nbogus = 1\n{BASE}"
     );
-    let (config, _) = Config::parse(&text).unwrap();
+    let (config, _) = ConfigFile::parse(&text).unwrap();
     assert_eq!(config.server.limits.max_body_bytes, 65536);
     assert_eq!(
         config.server.limits.json_max_depth, 64,
@@ -82,7 +84,7 @@ fn source_checks_that_would_open_a_hole_are_refused() {
     ];
     for (section, expected) in cases {
         let text = format!("{BASE}\n{section}\n");
-        let found = match Config::parse(&text) {
+        let found = match ConfigFile::parse(&text) {
             Err(e) => vec![e],
             Ok(_) => problems(&text),
         };
@@ -104,7 +106,7 @@ fn source_checks_that_would_open_a_hole_are_refused() {
 #[test]
 fn an_inline_secret_is_refused_without_being_quoted() {
     let text = format!("{BASE}\n[sources.bitbucket]\nsecret = \"hunter2-inline\"\n");
-    let err = Config::parse(&text).unwrap_err();
+    let err = ConfigFile::parse(&text).unwrap_err();
     assert!(err.contains("inline secrets are refused"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }

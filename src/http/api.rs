@@ -11,20 +11,15 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Context;
 use super::error::ApiError;
 use super::request::{is_forwarded, peer_ip};
-use crate::app::App;
-use crate::store::Release;
+use crate::core::failure;
+use crate::domain::{JobId, ReleaseId};
+use crate::report;
 
-/// RFC 3339 (UTC, milliseconds) from store time.
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
-fn authorize(app: &App, req: &Request) -> Result<(), ApiError> {
-    match &app.api_token {
+fn authorize(ctx: &Context, req: &Request) -> Result<(), ApiError> {
+    match &ctx.config.server.api_token {
         Some(token) => {
             let presented = req
                 .headers()
@@ -60,93 +55,43 @@ pub struct ListQuery {
 }
 
 pub async fn releases(
-    State(app): State<App>,
+    State(ctx): State<Context>,
     Query(q): Query<ListQuery>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&app, &req)?;
+    authorize(&ctx, &req)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let list = app.store.releases(limit, q.before).await?;
+    let list = ctx.store.releases(limit, q.before.map(ReleaseId)).await?;
     Ok(Json(
-        json!({"releases": list.iter().map(summary).collect::<Vec<_>>()}),
+        json!({"releases": list.iter().map(report::summary).collect::<Vec<_>>()}),
     ))
 }
 
 pub async fn release(
-    State(app): State<App>,
+    State(ctx): State<Context>,
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&app, &req)?;
-    let id: i64 = id
+    authorize(&ctx, &req)?;
+    let id: ReleaseId = id
         .parse()
         .map_err(|_| ApiError::not_found(format!("no release `{id}`")))?;
-    let r = app
+    let r = ctx
         .store
         .release(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no release {id}")))?;
-    Ok(Json(detail(&app, &r).await?))
-}
-
-/// A release with its timeline and jobs (shared by the API and `hoist releases --id`).
-pub async fn detail(app: &App, r: &Release) -> Result<Value, crate::store::StoreError> {
-    let events = app.store.events(r.id).await?;
-    let mut jobs = Vec::new();
-    for j in app.store.jobs_for_release(r.id).await? {
-        let attempts = app.store.job_attempts(j.id).await?;
-        jobs.push(json!({
-            "id": j.id, "kind": j.kind, "state": j.state, "attempts": j.attempts, "max_attempts": j.max_attempts,
-            "last_error": j.last_error, "created_at": rfc3339(j.created_at), "next_run_at": (j.state == "queued").then(|| rfc3339(j.run_at)),
-            "finished_at": j.finished_at.map(rfc3339), "history": attempts,
-        }));
-    }
-    let mut v = summary(r);
-    v["timeline"] = json!(timeline(r));
-    v["events"] = json!(
-        events
-            .iter()
-            .map(|e| json!({"at": rfc3339(e.at), "step": e.step, "message": e.message}))
-            .collect::<Vec<_>>()
-    );
-    v["jobs"] = json!(jobs);
-    Ok(v)
-}
-
-/// The steps of a release with their times, in order.
-pub fn timeline(r: &Release) -> Vec<Value> {
-    [
-        ("received", Some(r.received_at)),
-        ("commit_verified", r.commit_verified_at),
-        ("tagged", r.tagged_at),
-        ("built", r.built_at),
-        ("deploy_triggered", r.deploy_triggered_at),
-    ]
-    .iter()
-    .map(|(step, at)| json!({"step": step, "at": at.map(rfc3339), "after_ms": at.map(|t| t - r.received_at)}))
-    .collect()
-}
-
-pub fn summary(r: &Release) -> Value {
-    json!({
-        "id": r.id, "project": r.project, "env": r.env, "repo": r.repo, "issue": r.issue,
-        "commit": r.best_commit(), "status": r.status, "tag": r.tag, "version": r.version, "tag_reused": r.tag_reused,
-        "build_status": r.build_status, "build_url": r.build_url, "deploy_event_id": r.deploy_event_id, "error": r.error,
-        "received_at": rfc3339(r.received_at), "commit_verified_at": r.commit_verified_at.map(rfc3339),
-        "tagged_at": r.tagged_at.map(rfc3339), "built_at": r.built_at.map(rfc3339),
-        "deploy_triggered_at": r.deploy_triggered_at.map(rfc3339), "finished_at": r.finished_at.map(rfc3339),
-        "lead_time_ms": r.lead_time_ms(),
-    })
+    Ok(Json(report::detail(&ctx.store, &r).await?))
 }
 
 pub async fn retry_job(
-    State(app): State<App>,
+    State(ctx): State<Context>,
     Path(id): Path<i64>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&app, &req)?;
-    if app.store.retry_job(id).await? {
-        app.jobs_ready.notify_one();
+    authorize(&ctx, &req)?;
+    if ctx.store.retry_job(JobId(id), failure::retried).await? {
+        ctx.wake.notify_one();
         Ok(Json(json!({"job": id, "state": "queued"})))
     } else {
         Err(ApiError::new(
@@ -157,8 +102,8 @@ pub async fn retry_job(
     }
 }
 
-pub async fn healthz(State(app): State<App>) -> Response {
-    if app.store.ping().await {
+pub async fn healthz(State(ctx): State<Context>) -> Response {
+    if ctx.store.ping().await {
         (StatusCode::OK, Json(json!({"status": "ok"}))).into_response()
     } else {
         (

@@ -8,10 +8,11 @@ use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 
+use super::Context;
 use super::error::ApiError;
-use crate::app::App;
 use crate::config::LimitsConfig;
-use crate::sources::auth::{self, Credentials, Presented, SourceChecks};
+use crate::config::SourceAuth;
+use crate::sources::auth::{self, Credentials, Presented};
 use crate::sources::{InputError, JsonLimits};
 
 /// The socket peer's address, set by the server (connect info) or by the Lambda adapter.
@@ -54,16 +55,16 @@ pub struct Admitted {
 /// size and time (413, 408), the source's credentials over the raw bytes (401), then the JSON's
 /// depth and size (400). Nothing is parsed before the credentials pass.
 pub async fn admit(
-    app: &App,
-    checks: &SourceChecks,
+    ctx: &Context,
+    checks: &SourceAuth,
     parts: &Parts,
     body: Body,
 ) -> Result<Admitted, ApiError> {
-    let limits = &app.config.server.limits;
+    let limits = &ctx.config.server.limits;
     let client = client_ip(
         &parts.headers,
         peer_ip(&parts.extensions),
-        &app.trusted_proxies,
+        &ctx.config.server.trusted_proxies,
     );
     auth::check_ip(client, &checks.allow)?;
     require_json(&parts.headers)?;
@@ -79,7 +80,7 @@ pub async fn admit(
 }
 
 /// The credential headers a source looks at, as presented.
-fn credentials<'a>(headers: &'a HeaderMap, checks: &SourceChecks) -> Credentials<'a> {
+fn credentials<'a>(headers: &'a HeaderMap, checks: &SourceAuth) -> Credentials<'a> {
     let one = |name: &str| {
         let mut values = headers.get_all(name).iter();
         match (values.next(), values.next()) {

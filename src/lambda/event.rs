@@ -18,8 +18,8 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use super::work::{Limits, work_while};
-use crate::app::App;
 use crate::http::PeerIp;
+use crate::worker::Context;
 
 /// A failed invocation, reported to Lambda's `/invocation/{id}/error`.
 #[derive(Debug)]
@@ -39,7 +39,7 @@ impl From<InvocationError> for lambda_http::lambda_runtime::Diagnostic {
 
 /// Handles one invocation.
 pub async fn handle(
-    app: App,
+    ctx: Context,
     router: Router,
     request: lambda_http::Request,
 ) -> Result<Response, InvocationError> {
@@ -54,13 +54,13 @@ pub async fn handle(
         Some(RequestContext::ApiGatewayV1(_) | RequestContext::ApiGatewayV2(_))
     );
     if !http {
-        return other_event(&app, request, deadline_ms).await;
+        return other_event(&ctx, request, deadline_ms).await;
     }
-    let budget = Duration::from_millis(app.config.lambda.job_budget_ms);
-    let limits = Limits::new(&app, deadline_ms, budget);
+    let budget = Duration::from_millis(ctx.config.lambda.job_budget_ms);
+    let limits = Limits::new(&ctx, deadline_ms, budget);
     let request = to_axum(request);
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let (answer, worked) = work_while(&app, limits, router.oneshot(request)).await;
+    let (answer, worked) = work_while(&ctx, limits, router.oneshot(request)).await;
     let answer = answer.unwrap_or_else(|never| match never {});
     tracing::info!(
         %method,
@@ -137,7 +137,7 @@ fn without_stage(raw: &str, stage: Option<&str>) -> String {
 
 /// A non-HTTP event: an EventBridge event (the schedule) runs ready jobs until the deadline.
 async fn other_event(
-    app: &App,
+    ctx: &Context,
     request: lambda_http::Request,
     deadline_ms: u64,
 ) -> Result<Response, InvocationError> {
@@ -151,9 +151,9 @@ async fn other_event(
     }
     let started = std::time::Instant::now();
     // Nobody waits for a scheduled invocation: it may use all of the function's time.
-    let limits = Limits::new(app, deadline_ms, Duration::from_secs(15 * 60));
-    let ((), worked) = work_while(app, limits, async {}).await;
-    let counts = app.store.job_counts().await.unwrap_or_default();
+    let limits = Limits::new(ctx, deadline_ms, Duration::from_secs(15 * 60));
+    let ((), worked) = work_while(ctx, limits, async {}).await;
+    let counts = ctx.store.job_counts().await.unwrap_or_default();
     tracing::info!(
         source = event["source"].as_str().unwrap_or(""),
         detail_type = event["detail-type"].as_str().unwrap_or(""),
@@ -164,7 +164,7 @@ async fn other_event(
     );
     let jobs: serde_json::Map<String, serde_json::Value> = counts
         .into_iter()
-        .map(|(state, n)| (state, json!(n)))
+        .map(|(state, n)| (state.to_string(), json!(n)))
         .collect();
     Ok((
         StatusCode::OK,

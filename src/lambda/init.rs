@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::app::App;
 use crate::config::Config;
+use crate::server::Hoist;
 
 /// Variables Lambda sets for every custom runtime; lambda_runtime needs them all.
 const LAMBDA_ENV: [&str; 4] = [
@@ -40,8 +40,8 @@ pub fn runtime_api() -> anyhow::Result<String> {
 
 /// Loads and checks the configuration, chooses the store (saying what it means for state) and
 /// connects it.
-pub async fn build_app(path: &Path) -> anyhow::Result<App> {
-    let mut config = Config::load_checked(path)?;
+pub async fn build_app(path: &Path) -> anyhow::Result<Hoist> {
+    let mut config = Config::load(path)?;
     let explicit = store_configured(path)?;
     choose_store(&mut config, explicit);
     if config.server.public_url.is_none() {
@@ -55,9 +55,8 @@ pub async fn build_app(path: &Path) -> anyhow::Result<App> {
             "server.api_token is not set: /api answers nobody in Lambda (callers are never loopback)"
         );
     }
-    let app = App::build(config).await?;
-    crate::http::warn_about_sources(&app);
-    Ok(app)
+    crate::http::warn_about_exposure(&config);
+    Hoist::start(config).await
 }
 
 /// Whether the operator chose a store (`HOIST_STORE_URL` or `store.url`), rather than leaving the

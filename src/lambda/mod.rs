@@ -30,21 +30,23 @@ pub fn is_bootstrap() -> bool {
 /// Runs as a Lambda function until Lambda stops the process.
 pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let api = init::runtime_api()?;
-    let app = match init::build_app(config_path).await {
-        Ok(app) => app,
+    let hoist = match init::build_app(config_path).await {
+        Ok(hoist) => hoist,
         Err(e) => {
             init::report_init_error(&api, &e).await;
             return Err(e);
         }
     };
-    let router = crate::http::router(app.clone());
+    let router = crate::http::router(hoist.http.clone());
     tracing::info!(
-        store = %crate::app::redact_url(&app.config.store.url),
-        job_budget_ms = app.config.lambda.job_budget_ms,
+        store = %crate::server::redact_url(&hoist.config.store.url),
+        job_budget_ms = hoist.config.lambda.job_budget_ms,
         "hoist is ready for Lambda invocations"
     );
-    let handler =
-        lambda_http::service_fn(move |request| event::handle(app.clone(), router.clone(), request));
+    let worker = hoist.worker;
+    let handler = lambda_http::service_fn(move |request| {
+        event::handle(worker.clone(), router.clone(), request)
+    });
     lambda_http::run(handler)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::app::App;
+use crate::worker::Context;
 use crate::worker::{self, Ran};
 
 /// When an invocation stops starting jobs, and when it must stop altogether.
@@ -29,13 +29,13 @@ pub struct Limits {
 impl Limits {
     /// Limits for an invocation starting now whose deadline is `deadline_ms` (Unix epoch
     /// milliseconds, `0` when unknown), with `budget` for jobs.
-    pub fn new(app: &App, deadline_ms: u64, budget: Duration) -> Self {
+    pub fn new(ctx: &Context, deadline_ms: u64, budget: Duration) -> Self {
         let now = Instant::now();
-        let margin = app.config.lambda.deadline_margin_ms;
+        let margin = ctx.config.lambda.deadline_margin_ms;
         let hard_end = if deadline_ms == 0 {
             now + budget + Duration::from_secs(30)
         } else {
-            let left = deadline_ms.saturating_sub(crate::store::now_ms().max(0) as u64);
+            let left = deadline_ms.saturating_sub(crate::domain::now_ms().max(0) as u64);
             now + Duration::from_millis(left.saturating_sub(margin))
         };
         Self {
@@ -69,21 +69,25 @@ pub struct Worked {
 /// Runs `answer` and, alongside and after it, ready jobs within `limits`; returns both once the
 /// answer is ready and the job runner has stopped. Jobs run while the answer is being prepared too:
 /// `POST /hooks/jira?wait=N` waits for the tag a job creates.
-pub async fn work_while<F: Future>(app: &App, limits: Limits, answer: F) -> (F::Output, Worked) {
+pub async fn work_while<F: Future>(
+    ctx: &Context,
+    limits: Limits,
+    answer: F,
+) -> (F::Output, Worked) {
     let (answered_tx, answered) = watch::channel(false);
     let answer = async move {
         let out = answer.await;
         let _ = answered_tx.send(true);
         out
     };
-    tokio::join!(answer, run_jobs(app, limits, answered))
+    tokio::join!(answer, run_jobs(ctx, limits, answered))
 }
 
 /// Claims and runs jobs one by one until the queue is empty (once answered), the budget is spent,
 /// or the deadline comes.
-async fn run_jobs(app: &App, limits: Limits, mut answered: watch::Receiver<bool>) -> Worked {
+async fn run_jobs(ctx: &Context, limits: Limits, mut answered: watch::Receiver<bool>) -> Worked {
     let mut jobs = 0;
-    let poll = Duration::from_millis(app.config.worker.poll_ms.max(5));
+    let poll = Duration::from_millis(ctx.config.worker.poll_ms.max(5));
     loop {
         let answering = !*answered.borrow_and_update();
         let now = Instant::now();
@@ -104,10 +108,10 @@ async fn run_jobs(app: &App, limits: Limits, mut answered: watch::Receiver<bool>
             let _ = answered.changed().await;
             continue;
         }
-        let notified = app.jobs_ready.notified();
+        let notified = ctx.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match tokio::time::timeout_at(limits.hard_end, worker::run_next(app)).await {
+        match tokio::time::timeout_at(limits.hard_end, worker::run_next(ctx)).await {
             Err(_) => {
                 tracing::warn!(
                     "a job was still running at the function's deadline: abandoned, it is taken over after its lease"

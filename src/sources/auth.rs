@@ -6,10 +6,9 @@
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-
 pub use super::address::{canonical, check_ip, client_ip};
 pub use super::signature::{SignatureFormat, sign_hex, verify_circleci, verify_hub};
+pub use crate::config::SourceAuth as SourceChecks;
 use crate::config::{Require, Secret};
 
 /// Why a caller was refused.
@@ -19,19 +18,6 @@ pub enum AuthError {
     Forbidden(IpAddr),
     #[error("{0}")]
     Unauthorized(String),
-}
-
-/// The checks one inbound source applies, resolved from its configuration.
-#[derive(Clone, Default)]
-pub struct SourceChecks {
-    /// `sources.jira`, ... (for messages).
-    pub name: &'static str,
-    pub allow: Vec<IpNet>,
-    pub secret: Option<Secret>,
-    pub signature: SignatureFormat,
-    pub token_header: Option<String>,
-    pub token: Option<Secret>,
-    pub require: Require,
 }
 
 /// A credential header as the request carried it.
@@ -79,7 +65,7 @@ pub fn check(
             Presented::Absent => missing.push(header),
             Presented::Many => return Err(duplicated(header)),
             Presented::One(value) => {
-                checks.signature.verify(value, body, secret)?;
+                super::signature::verify(&checks.signature, value, body, secret)?;
                 passed += 1;
             }
         }

@@ -28,8 +28,8 @@ pub struct Push {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushedTag {
     pub name: String,
-    /// The full 40-hex commit hash, lower case.
-    pub commit: String,
+    /// The full 40-hex commit hash.
+    pub commit: CommitSha,
 }
 
 #[derive(Deserialize)]
@@ -133,10 +133,7 @@ fn tag(i: usize, r: Ref) -> Result<PushedTag, InputError> {
         .ok_or_else(|| {
             InputError::invalid(&at("target.hash"), "is not a full 40-hex commit hash")
         })?;
-    Ok(PushedTag {
-        name,
-        commit: commit.as_str().to_string(),
-    })
+    Ok(PushedTag { name, commit })
 }
 
 #[cfg(test)]
@@ -154,7 +151,7 @@ mod tests {
             push.tags,
             [PushedTag {
                 name: "simple-tag".into(),
-                commit: "7ef5981d59145c3ed300b1ab77b93907d33abe59".into()
+                commit: CommitSha::parse("7ef5981d59145c3ed300b1ab77b93907d33abe59").unwrap()
             }]
         );
         assert_eq!(push.other_changes, 0);

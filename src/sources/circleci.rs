@@ -8,6 +8,7 @@
 use serde::Deserialize;
 
 use super::InputError;
+use crate::domain::CommitSha;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildEvent {
@@ -23,7 +24,7 @@ pub struct BuildEvent {
     /// The job's name (job-completed) or the workflow's (workflow-completed).
     pub name: Option<String>,
     pub status: Option<String>,
-    pub commit: Option<String>,
+    pub commit: Option<CommitSha>,
     pub tag: Option<String>,
     pub build_url: Option<String>,
 }
@@ -125,15 +126,10 @@ pub fn parse(body: &[u8], event_header: Option<&str>) -> Result<BuildEvent, Inpu
     let commit = vcs
         .and_then(|v| v.revision.clone())
         .or_else(|| git.and_then(|g| g.checkout_sha.clone()))
-        .filter(|c| !c.is_empty());
-    if let Some(c) = &commit
-        && crate::domain::CommitSha::parse(c).is_err()
-    {
-        return Err(InputError::invalid(
-            "pipeline.vcs.revision",
-            "is not a commit hash",
-        ));
-    }
+        .filter(|c| !c.is_empty())
+        .map(|c| CommitSha::parse(&c))
+        .transpose()
+        .map_err(|_| InputError::invalid("pipeline.vcs.revision", "is not a commit hash"))?;
     let tag = vcs
         .and_then(|v| v.tag.clone())
         .or_else(|| git.and_then(|g| g.tag.clone()))
@@ -170,19 +166,10 @@ pub fn parse(body: &[u8], event_header: Option<&str>) -> Result<BuildEvent, Inpu
         project_name: p.project.as_ref().and_then(|x| x.name.clone()),
         name: named.and_then(|n| n.name.clone()),
         status: named.and_then(|n| n.status.clone()),
-        commit: commit.map(|c| c.to_ascii_lowercase()),
+        commit,
         tag,
         build_url,
     })
-}
-
-/// Whether a build status means the build succeeded; `None` for statuses that are not final.
-pub fn outcome(status: &str) -> Option<bool> {
-    match status {
-        "success" => Some(true),
-        "failed" | "error" | "canceled" | "unauthorized" | "failing" => Some(false),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -206,7 +193,7 @@ mod tests {
         assert_eq!(e.name.as_deref(), Some("test"));
         assert_eq!(e.status.as_deref(), Some("success"));
         assert_eq!(
-            e.commit.as_deref(),
+            e.commit.as_ref().map(CommitSha::as_str),
             Some("1dc6aa69429bff4806ad6afe58d3d8f57e25973e")
         );
         assert_eq!(e.tag, None);
@@ -233,11 +220,11 @@ mod tests {
             "job": {"name": "build", "status": "failed", "number": 9}}"#;
         let e = parse(body, None).unwrap();
         assert_eq!(
-            e.commit.as_deref(),
+            e.commit.as_ref().map(CommitSha::as_str),
             Some("abcdef1234567890abcdef1234567890abcdef12")
         );
         assert_eq!(e.tag.as_deref(), Some("stg1.0.0"));
-        assert_eq!(outcome(e.status.as_deref().unwrap()), Some(false));
+        assert_eq!(e.status.as_deref(), Some("failed"));
     }
 
     #[test]

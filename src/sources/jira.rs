@@ -27,6 +27,16 @@ pub enum JiraEvent {
     },
 }
 
+impl JiraEvent {
+    /// The event's name, as recorded with its delivery.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Assignment(a) => a.event,
+            Self::Ignored { event, .. } => event,
+        }
+    }
+}
+
 /// Parses either body shape. A body with `webhookEvent` is a native webhook; anything else is an
 /// Automation body read through the configured JSON pointers.
 pub fn parse(

@@ -17,39 +17,21 @@ use crate::config::Secret;
 /// Most entries read from a `circleci-signature` list (CircleCI sends one per version).
 pub const MAX_SIGNATURES: usize = 8;
 
-/// How a source signs its bodies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SignatureFormat {
-    /// `circleci-signature: v1=<hex>[,...]`.
-    CircleCi,
-    /// `<header>: sha256=<hex>`, with the header `X-Hub-Signature` or `X-Hub-Signature-256`.
-    Hub(String),
-}
+pub use crate::config::SignatureFormat;
 
-impl Default for SignatureFormat {
-    fn default() -> Self {
-        Self::Hub("X-Hub-Signature".into())
-    }
-}
-
-impl SignatureFormat {
-    /// The header the signature comes in.
-    pub fn header(&self) -> &str {
-        match self {
-            Self::CircleCi => "circleci-signature",
-            Self::Hub(h) => h,
-        }
-    }
-
-    /// Checks a presented header value against the body.
-    pub fn verify(&self, value: &[u8], body: &[u8], secret: &Secret) -> Result<(), AuthError> {
-        let value = std::str::from_utf8(value).map_err(|_| {
-            AuthError::Unauthorized(format!("{} is not readable text", self.header()))
-        })?;
-        match self {
-            Self::CircleCi => verify_circleci(Some(value), body, secret),
-            Self::Hub(h) => verify_hub(Some(value), h, body, secret),
-        }
+/// Checks a presented signature header's value against the body, in `format`.
+pub fn verify(
+    format: &SignatureFormat,
+    value: &[u8],
+    body: &[u8],
+    secret: &Secret,
+) -> Result<(), AuthError> {
+    let value = std::str::from_utf8(value).map_err(|_| {
+        AuthError::Unauthorized(format!("{} is not readable text", format.header()))
+    })?;
+    match format {
+        SignatureFormat::CircleCi => verify_circleci(Some(value), body, secret),
+        SignatureFormat::Hub(h) => verify_hub(Some(value), h, body, secret),
     }
 }
 
@@ -177,8 +159,8 @@ mod tests {
         let s = Secret::new("It's a Secret to Everybody");
         let h = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
         let format = SignatureFormat::Hub("X-Hub-Signature-256".into());
-        assert!(format.verify(h.as_bytes(), b"Hello, World!", &s).is_ok());
-        assert!(format.verify(h.as_bytes(), b"Hello, World?", &s).is_err());
-        assert!(format.verify(b"sha256=\xff", b"Hello, World!", &s).is_err());
+        assert!(verify(&format, h.as_bytes(), b"Hello, World!", &s).is_ok());
+        assert!(verify(&format, h.as_bytes(), b"Hello, World?", &s).is_err());
+        assert!(verify(&format, b"sha256=\xff", b"Hello, World!", &s).is_err());
     }
 }

@@ -1,64 +1,61 @@
-//! The store: deliveries, releases and their steps, the job queue, and known tags.
+//! The store: deliveries, releases and their timelines, known tags, and the job queue.
 //!
-//! One implementation serves SQLite (embedded default) and PostgreSQL through sqlx's `Any`
-//! driver; SQL is written once with `$n` placeholders, which both accept. The few places where the
-//! two differ (transaction start, row locking in the job claim) branch on [`Backend`].
-//!
-//! Every write that must be atomic happens inside one [`Tx`]: an inbound delivery, the release it
-//! starts and that release's first job commit together, so a 2xx answer means all of it is durable.
+//! It carries out plans ([`crate::core`]) and decides nothing: what to write comes in as an
+//! [`Ingest`] or [`Changes`]; the store writes it in one transaction. Every operation is written
+//! once, as async code over [`db::Conn`], and runs on both backends: SQLite (embedded, the
+//! default; [`sqlite`]) and PostgreSQL (several replicas; [`postgres`]).
 
+pub mod db;
 mod ingest;
 mod jobs;
-mod model;
-mod releases;
-mod sql;
-mod sqlite_ingest;
-mod write_lock;
+mod migrate;
+mod postgres;
+mod records;
+mod sqlite;
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyPool, Executor};
+use futures_util::future::BoxFuture;
 
-pub use ingest::Ingest;
-pub use jobs::{BornClaim, ClaimedJob, JobRow};
-pub use model::{Delivery, Ingested, NewDelivery, NewRelease, Release, ReleaseEvent, TagRow};
-pub use releases::{NewTag, PushedTag};
+pub use db::Backend;
+use db::{Conn, Retryable, Work};
+pub use ingest::Ingested;
+pub use jobs::ClaimedJob;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use crate::core::inbound::Ingest;
+pub use crate::core::plan::Changes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
-    #[error("store error: {0}")]
-    Db(#[from] sqlx::Error),
+    Unavailable(String),
     #[error("store error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("store error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
     #[error("store failure: {0}")]
     Failed(String),
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A decision was made on a release that changed meanwhile: nothing was written; deciding
+    /// again on what is stored now settles it.
+    #[error("release {0} changed meanwhile: {1}")]
+    Stale(crate::domain::ReleaseId, String),
 }
 
 impl StoreError {
-    /// A conflict with a concurrent writer that a retry of the whole transaction will settle.
+    /// A conflict with a concurrent writer that running the whole transaction again will settle.
     pub fn is_conflict(&self) -> bool {
         match self {
-            Self::Db(sqlx::Error::Database(e)) => {
-                e.is_unique_violation()
-                    || e.code().as_deref() == Some("40001")
-                    || e.code().as_deref() == Some("40P01")
-            }
+            Self::Postgres(e) => e.code().is_some_and(|c| {
+                [
+                    tokio_postgres::error::SqlState::UNIQUE_VIOLATION,
+                    tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE,
+                    tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED,
+                ]
+                .contains(c)
+            }),
             _ => false,
         }
     }
@@ -66,237 +63,180 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-#[derive(Clone)]
-pub struct Store {
-    pool: AnyPool,
-    /// One claim at a time from this process ([`Store::claim_job`]), and how many were made.
-    claims: Arc<tokio::sync::Mutex<u64>>,
-    backend: Backend,
-    /// SQLite has one writer at a time: they queue here ([`write_lock`]). (Other processes on
-    /// the same file still meet the busy handler; PostgreSQL needs no such lock.)
-    writer: Option<Arc<write_lock::WriteLock>>,
-    /// The writer that records deliveries in shared commits: SQLite's thread or PostgreSQL's
-    /// task (absent in the task's own handle).
-    writer_task: Option<ingest::Writer>,
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `sqlite://path` or `postgres://...`.
+    pub url: String,
+    /// SQLite: flush every commit to disk (durable against power loss, not only a crash).
+    pub fsync: bool,
+    /// Attempts each new job gets before it fails for good.
+    pub max_attempts: u32,
+    /// Migrate up to this schema version only (tests of older stores); `None`: the newest.
+    pub schema: Option<i64>,
 }
 
-/// A PostgreSQL connection idle in the pool at least this long is pinged before it is used
-/// ([`Store::connect`]).
-const RECHECK_IDLE: Duration = Duration::from_secs(1);
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Backends>,
+    max_attempts: u32,
+    /// Claims made by this process ([`Store::claim_job`]).
+    claims: Arc<AtomicU64>,
+    /// One claim at a time from this process.
+    claiming: Arc<tokio::sync::Mutex<()>>,
+    /// PostgreSQL's gathering of deliveries into shared writes (absent in the handle its task
+    /// holds, so that the task ends with the last other handle).
+    batcher: Option<ingest::Batcher>,
+}
 
-/// Milliseconds since the Unix epoch, the store's time unit.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+enum Backends {
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
 }
 
 impl Store {
-    /// Connects, creating the SQLite file if needed, and runs migrations.
-    pub async fn connect(url: &str, fsync: bool) -> Result<Self> {
-        sqlx::any::install_default_drivers();
-        let (backend, url) = if url.starts_with("sqlite:") {
-            let url = if url.contains("mode=") {
-                url.to_string()
-            } else if url.contains('?') {
-                format!("{url}&mode=rwc")
-            } else {
-                format!("{url}?mode=rwc")
-            };
-            (Backend::Sqlite, url)
-        } else {
-            (Backend::Postgres, url.to_string())
+    /// Opens the store (creating an SQLite file if needed) and brings its schema up to date.
+    pub async fn connect(options: &Options) -> Result<Self> {
+        let upto = options.schema;
+        let setup: Work<()> = Box::new(move |c| Box::pin(migrate::run(c, upto)));
+        let db = match sqlite_path(&options.url) {
+            Some(path) => {
+                let fsync = options.fsync;
+                let path = path.to_owned();
+                Backends::Sqlite(
+                    tokio::task::spawn_blocking(move || {
+                        sqlite::Sqlite::open(std::path::Path::new(&path), fsync, setup)
+                    })
+                    .await
+                    .map_err(|e| StoreError::Failed(e.to_string()))??,
+                )
+            }
+            None => Backends::Postgres(postgres::Postgres::connect(&options.url, setup).await?),
         };
-        let options = AnyConnectOptions::from_str(&url).map_err(StoreError::Unavailable)?;
-        let sync = if fsync { "FULL" } else { "NORMAL" };
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 10 })
-            .acquire_timeout(Duration::from_secs(5))
-            // sqlx pings every connection it hands out, a round trip (on SQLite two thread
-            // wake-ups) before each query or transaction, and pings it again when it comes
-            // back. The check on return stays: a connection idle in the pool for less than
-            // `RECHECK_IDLE` passed it then. One idle longer is pinged before use, so that one
-            // left broken by a database restart or a dropped network path is replaced, not used.
-            // An SQLite connection is a file: it cannot drop.
-            .test_before_acquire(false)
-            .before_acquire(move |conn, meta| {
-                Box::pin(async move {
-                    if backend == Backend::Postgres && meta.idle_for >= RECHECK_IDLE {
-                        sqlx::Connection::ping(conn).await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA synchronous = {sync}")))
-                            .await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        // The ingest thread's checkpointer copies the WAL into the file
-                        // (sqlite_ingest.rs), so that no commit stalls on it.
-                        conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
-                        conn.execute(sqlx::AssertSqlSafe(format!(
-                            "PRAGMA journal_size_limit = {}",
-                            sqlite_ingest::JOURNAL_SIZE_LIMIT
-                        )))
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .map_err(StoreError::Unavailable)?;
-        let writer = (backend == Backend::Sqlite).then(Arc::default);
-        let mut store = Self {
-            pool,
+        let store = Self {
+            db: Arc::new(db),
+            max_attempts: options.max_attempts,
             claims: Arc::default(),
-            backend,
-            writer,
-            writer_task: None,
+            claiming: Arc::default(),
+            batcher: None,
         };
-        store.migrate().await?;
-        store.writer_task = Some(match &store.writer {
-            Some(lock) => {
-                let file = SqliteConnectOptions::from_str(&url)
-                    .map_err(StoreError::Unavailable)?
-                    .get_filename()
-                    .to_path_buf();
-                sqlite_ingest::spawn(&file, fsync, lock.clone())?
-            }
-            None => ingest::Writer::spawn_task(store.clone()),
-        });
-        Ok(store)
-    }
-
-    async fn migrate(&self) -> Result<()> {
-        match self.backend {
-            Backend::Sqlite => {
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(&self.pool)
-                    .await?
-            }
-            Backend::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
-                    .run(&self.pool)
-                    .await?
-            }
-        }
-        Ok(())
+        Ok(match store.backend() {
+            Backend::Sqlite => store,
+            Backend::Postgres => Self {
+                batcher: Some(ingest::Batcher::spawn(store.clone())),
+                ..store
+            },
+        })
     }
 
     pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
-    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`)
-    /// so that a read-then-write never fails halfway on a concurrent writer.
-    pub async fn begin(&self) -> Result<Tx> {
-        let guard = match &self.writer {
-            Some(w) => Some(w.other().await),
-            None => None,
-        };
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+        match *self.db {
+            Backends::Sqlite(_) => Backend::Sqlite,
+            Backends::Postgres(_) => Backend::Postgres,
         }
-        .map_err(StoreError::Unavailable)?;
-        Ok(Tx {
-            tx: Conn::Transaction(tx),
-            backend: self.backend,
-            _writer: guard,
-        })
     }
 
-    /// A [`Tx`] whose statements each commit on their own (no `BEGIN`, and its commit and rollback
-    /// do nothing): for writes that are one statement, which saves two round trips. PostgreSQL
-    /// only; SQLite's writes go through the write lock ([`Self::begin`]).
-    async fn autocommit(&self) -> Result<Tx> {
-        debug_assert_eq!(self.backend, Backend::Postgres);
-        let conn = self.pool.acquire().await.map_err(StoreError::Unavailable)?;
-        Ok(Tx {
-            tx: Conn::Autocommit(conn),
-            backend: self.backend,
-            _writer: None,
-        })
-    }
-
-    /// Runs `f` in a transaction, retrying a few times on a conflict with a concurrent writer.
-    pub async fn with_tx<T, F>(&self, mut f: F) -> Result<T>
+    /// Runs read-only `work` on a connection.
+    async fn read<T, F>(&self, work: F) -> Result<T>
     where
-        F: for<'a> FnMut(&'a mut Tx) -> futures_util::future::BoxFuture<'a, Result<T>>,
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
-        let mut tries = 0;
-        loop {
-            let mut tx = self.begin().await?;
-            match f(&mut tx).await {
-                Ok(v) => match tx.commit().await {
-                    Ok(()) => return Ok(v),
-                    Err(e) if e.is_conflict() && tries < 5 => {}
-                    Err(e) => return Err(e),
-                },
-                Err(e) if e.is_conflict() && tries < 5 => {
-                    let _ = tx.rollback().await;
-                }
-                Err(e) => {
-                    let _ = tx.rollback().await;
-                    return Err(e);
-                }
+        let work: Work<T> = Box::new(work);
+        match &*self.db {
+            Backends::Sqlite(db) => db.read(work).await,
+            Backends::Postgres(db) => db.read(work).await,
+        }
+    }
+
+    /// Runs `work` in a write transaction (run again if it conflicts with another writer).
+    async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        match &*self.db {
+            Backends::Sqlite(db) => db.write(Box::new(work)).await,
+            Backends::Postgres(db) => db.write(Box::new(work) as Retryable<T>).await,
+        }
+    }
+
+    /// Runs a write of one statement: PostgreSQL commits it by itself, without a transaction's
+    /// round trips; SQLite sends it to the writer like any write.
+    async fn write_alone<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        match &*self.db {
+            Backends::Sqlite(db) => db.write(Box::new(work)).await,
+            Backends::Postgres(db) => {
+                let mut work = work;
+                db.read(Box::new(move |c| work(c))).await
             }
-            tries += 1;
-            tokio::time::sleep(Duration::from_millis(5 * tries)).await;
         }
     }
 
     /// Whether the store answers (for `/healthz`).
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        self.read(|c| Box::pin(async move { c.query("SELECT 1 AS one", &[]).await.map(drop) }))
+            .await
+            .is_ok()
+    }
+
+    /// How many claims this store has made (each one statement or transaction, found a job or
+    /// not): what an idle worker costs the database.
+    pub fn claims_made(&self) -> u64 {
+        self.claims.load(Ordering::Relaxed)
+    }
+
+    /// Runs a statement outside Hoist's own operations and answers how many rows it changed: for
+    /// tests and tools that set up or inspect a store (an older row, a count).
+    pub async fn execute_sql(&self, sql: &str) -> Result<u64> {
+        let sql = sql.to_string();
+        self.write(move |c| {
+            let sql = sql.clone();
+            Box::pin(async move { c.execute(&sql, &[]).await })
+        })
+        .await
+    }
+
+    /// The first column of a statement's first row as a number (a count), for tests and tools.
+    pub async fn query_i64(&self, sql: &str) -> Result<i64> {
+        let sql = sql.to_string();
+        self.read(move |c| {
+            Box::pin(async move {
+                let rows = c.query(&sql, &[]).await?;
+                let row = rows
+                    .first()
+                    .ok_or_else(|| StoreError::Failed("no row".into()))?;
+                row.i64("n")
+            })
+        })
+        .await
     }
 }
 
-/// A write transaction with the store's operations on it.
-pub struct Tx {
-    tx: Conn,
-    backend: Backend,
-    /// Held until the transaction ends (declared after `tx`, so dropped after it).
-    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+/// The file of an `sqlite:` URL (`sqlite://hoist.db`, `sqlite:///abs/path`, with or without
+/// `?...` options, which are ignored); `None` for any other URL.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    Some(rest.split('?').next().unwrap_or(rest))
 }
 
-/// What a [`Tx`] runs its statements on.
-enum Conn {
-    Transaction(sqlx::Transaction<'static, sqlx::Any>),
-    /// A pooled connection outside a transaction ([`Store::autocommit`]).
-    Autocommit(sqlx::pool::PoolConnection<sqlx::Any>),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Tx {
-    pub async fn commit(self) -> Result<()> {
-        match self.tx {
-            Conn::Transaction(tx) => tx.commit().await.map_err(StoreError::from),
-            Conn::Autocommit(_) => Ok(()),
-        }
-    }
-
-    pub async fn rollback(self) -> Result<()> {
-        match self.tx {
-            Conn::Transaction(tx) => tx.rollback().await.map_err(StoreError::from),
-            Conn::Autocommit(_) => Ok(()),
-        }
-    }
-
-    pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        match &mut self.tx {
-            Conn::Transaction(tx) => tx,
-            Conn::Autocommit(conn) => conn,
-        }
-    }
-
-    fn is_postgres(&self) -> bool {
-        self.backend == Backend::Postgres
+    #[test]
+    fn sqlite_urls() {
+        assert_eq!(sqlite_path("sqlite://hoist.db"), Some("hoist.db"));
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/x/hoist.db"),
+            Some("/tmp/x/hoist.db")
+        );
+        assert_eq!(sqlite_path("sqlite:hoist.db?mode=rwc"), Some("hoist.db"));
+        assert_eq!(sqlite_path("postgres://u@h/db"), None);
     }
 }

@@ -1,33 +1,25 @@
 //! Deploy (SPEC 3.2): the Spinnaker webhook trigger with the environment's parameters.
 
-use std::collections::BTreeMap;
+use super::tag::configured;
+use super::{Context, StepError, StepResult, finish};
+use crate::core::deploy;
+use crate::domain::{ReleaseId, now_ms};
+use crate::store::ClaimedJob;
 
-use super::{StepError, StepResult, finish_job, notify_later};
-use crate::app::App;
-use crate::domain::{NotifyEvent, ReleaseStatus, short_sha};
-use crate::pipeline::params;
-use crate::store::{ClaimedJob, now_ms};
-
-pub async fn run(app: &App, job: &ClaimedJob, release_id: i64) -> StepResult {
-    let r = app
+pub async fn run(ctx: &Context, job: &ClaimedJob, release_id: ReleaseId) -> StepResult {
+    let r = ctx
         .store
         .release(release_id)
         .await?
         .ok_or_else(|| StepError::Fatal(format!("release {release_id} does not exist")))?;
-    if r.status != ReleaseStatus::Built {
+    if !deploy::ready(&r) {
         // Already triggered (an earlier attempt recorded it) or no longer deployable.
-        return finish_job(
-            app,
-            job,
-            &format!("release is {}: nothing to send", r.status),
-        )
-        .await;
+        let outcome = format!("release is {}: nothing to send", r.status);
+        return finish(ctx, job, &outcome, Default::default()).await;
     }
-    let project = app.config.project(&r.project).ok_or_else(|| {
-        StepError::Fatal(format!("project `{}` is no longer configured", r.project))
-    })?;
-    let (_, env) = project.env(Some(&r.env)).map_err(StepError::Fatal)?;
-    let gate = app
+    let (project, env) = configured(ctx, &r)?;
+    let gate = ctx
+        .clients
         .gate
         .as_ref()
         .ok_or_else(|| StepError::Fatal("no [spinnaker] gate_url is configured".into()))?;
@@ -37,44 +29,14 @@ pub async fn run(app: &App, job: &ClaimedJob, release_id: i64) -> StepResult {
             project.name, r.env
         ))
     })?;
-    let commit = r.best_commit().to_string();
-    let values: BTreeMap<&str, String> = BTreeMap::from([
-        ("tag", r.tag.clone().unwrap_or_default()),
-        ("version", r.version.clone().unwrap_or_default()),
-        ("short_commit", short_sha(&commit).to_string()),
-        ("commit", commit),
-        ("repo", r.repo.clone()),
-        ("project", r.project.clone()),
-        ("env", r.env.clone()),
-        ("issue", r.issue.clone().unwrap_or_default()),
-        ("build_url", r.build_url.clone().unwrap_or_default()),
-    ]);
-    let parameters = params::render_all(&env.parameters, &values).map_err(StepError::Fatal)?;
+    let parameters = deploy::parameters(&r, env);
     let event_id = gate
         .trigger(source, &parameters, serde_json::json!({}))
         .await?;
-
-    let step_ms = now_ms() - r.built_at.unwrap_or(r.received_at);
-    let mut tx = app.store.begin().await?;
-    if !tx.finish_job(job, "deploy triggered").await? {
-        tx.rollback().await?;
-        return Ok(());
-    }
-    tx.set_deploy_triggered(r.id, event_id.as_deref()).await?;
-    tx.add_event(
-        r.id,
-        "deploy_triggered",
-        &format!(
-            "Spinnaker trigger `{source}` accepted {} (event {})",
-            r.tag.as_deref().unwrap_or(""),
-            event_id.as_deref().unwrap_or("-")
-        ),
-    )
-    .await?;
-    notify_later(&mut tx, app, r.id, NotifyEvent::DeployTriggered { step_ms }).await?;
-    tx.commit().await?;
+    let changes = deploy::triggered(&ctx.config, &r, source, event_id.as_deref(), now_ms());
+    finish(ctx, job, "deploy triggered", changes).await?;
     tracing::info!(
-        release.id = r.id,
+        release.id = r.id.0,
         event_id = event_id.as_deref().unwrap_or(""),
         "deploy triggered"
     );

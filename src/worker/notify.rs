@@ -1,42 +1,42 @@
 //! Slack messages. A notification is a job of its own: Slack being down never holds up a release.
 
-use super::{StepError, StepResult, finish_job};
-use crate::app::App;
-use crate::domain::NotifyEvent;
-use crate::pipeline::notify::{Links, message};
+use super::{Context, StepError, StepResult, finish};
+use crate::core::job::NotifyEvent;
+use crate::core::notify::{Links, message};
+use crate::core::plan::{Changes, ReleaseChange};
+use crate::domain::ReleaseId;
 use crate::store::ClaimedJob;
 
-pub async fn run(app: &App, job: &ClaimedJob, release_id: i64, event: &NotifyEvent) -> StepResult {
-    let Some(slack) = &app.slack else {
-        return finish_job(app, job, "slack not configured").await;
+pub async fn run(
+    ctx: &Context,
+    job: &ClaimedJob,
+    release_id: ReleaseId,
+    event: &NotifyEvent,
+) -> StepResult {
+    let Some(slack) = &ctx.clients.slack else {
+        return finish(ctx, job, "slack not configured", Changes::default()).await;
     };
-    let r = app
+    let r = ctx
         .store
         .release(release_id)
         .await?
         .ok_or_else(|| StepError::Fatal(format!("release {release_id} does not exist")))?;
-    let bb = app.config.bitbucket.as_ref();
+    let bitbucket = &ctx.config.bitbucket;
     let links = Links {
-        jira: app.config.jira.base_url.as_deref(),
-        bitbucket_web: bb
-            .map(|b| b.web_url.as_str())
-            .unwrap_or("https://bitbucket.org"),
-        workspace: bb.map(|b| b.workspace.as_str()).unwrap_or(""),
+        jira: ctx.config.jira.base_url.as_deref(),
+        bitbucket_web: &bitbucket.web_url,
+        workspace: &bitbucket.workspace,
     };
-    let (text, blocks) = message(&r, event, &links);
     let thread = if slack.threads() {
         r.slack_ts.as_deref()
     } else {
         None
     };
-    let ts = slack.post(&text, &blocks, thread).await?;
-
-    let mut tx = app.store.begin().await?;
-    if tx.finish_job(job, "posted").await?
-        && let Some(ts) = ts.filter(|_| thread.is_none())
-    {
-        tx.set_slack_ts(r.id, &ts).await?;
-    }
-    tx.commit().await?;
-    Ok(())
+    let ts = slack.post(&message(&r, event, &links), thread).await?;
+    // The first message of a release is its thread's root.
+    let changes = match ts.filter(|_| thread.is_none()) {
+        Some(ts) => Changes::default().release(r.id, ReleaseChange::SlackThread { ts }),
+        None => Changes::default(),
+    };
+    finish(ctx, job, "posted", changes).await
 }

@@ -118,7 +118,7 @@ async fn no_arbitrary_request_gets_a_5xx_or_stops_the_server() {
     )
     .await;
     let o = s.options.clone();
-    let router = hoist::http::router(s.app.clone());
+    let router = hoist::http::router(s.hoist.http.clone());
     let mut runner = TestRunner::deterministic();
     let strategy = arbitrary();
     let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
@@ -173,5 +173,5 @@ async fn no_arbitrary_request_gets_a_5xx_or_stops_the_server() {
     let commit = s.commit("after the storm");
     let (status, _) = s.assign("PAY-2", &commit).await.unwrap();
     assert_eq!(status, 202);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }

@@ -175,7 +175,7 @@ async fn bad_jira_requests_answer_clearly_and_store_nothing() {
     ];
     let (status, _) = post(&s, "/hooks/jira", &headers, good).await;
     assert_eq!(status, 202);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -208,5 +208,5 @@ async fn spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
             .contains("127.0.0.1")
     );
     assert_eq!(count(&s, "deliveries").await, 0);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }

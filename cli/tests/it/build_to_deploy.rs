@@ -65,24 +65,14 @@ async fn ticket_to_deploy_end_to_end() {
             .to_string()
             .contains("app.circleci.com")
     );
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
-/// With the worker idle, each job of a release is born claimed by the step before it (ingest for
-/// the tag and build jobs, the build job for the deploy) and handed to a loop: no claim between
-/// the webhook and its outbound call. Each runs once, in one attempt.
+/// Each job of a release runs once, in one attempt, when nothing fails: the tag job, the build
+/// job, the deploy.
 #[tokio::test]
-async fn jobs_of_a_release_are_handed_over_when_the_worker_is_idle() {
+async fn each_job_of_a_release_runs_once() {
     let s = stack().await;
-    let loops = s.app.config.worker.concurrency;
-    let deadline = std::time::Instant::now() + WAIT;
-    while s.app.handoff.idle_loops() < loops {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the worker's loops never went idle"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
     let commit = s.commit("PAY-31 change");
     let (_, body) = s.assign("PAY-31", &commit).await.unwrap();
     let id = body["release"].as_i64().unwrap();
@@ -92,7 +82,7 @@ async fn jobs_of_a_release_are_handed_over_when_the_worker_is_idle() {
         .unwrap();
     assert_eq!(r.status, ReleaseStatus::DeployTriggered, "{:?}", r.error);
     s.settle(WAIT).await.unwrap();
-    let jobs = s.app.store.jobs_for_release(id).await.unwrap();
+    let jobs = s.hoist.store.jobs_for_release(id.into()).await.unwrap();
     let run: Vec<_> = jobs
         .iter()
         .filter(|j| j.kind != "notify")
@@ -104,19 +94,19 @@ async fn jobs_of_a_release_are_handed_over_when_the_worker_is_idle() {
         "{jobs:?}"
     );
     // The build job has no release of its own yet: it is the delivery's.
-    let builds = s.app.store.jobs_in_state("done").await.unwrap();
+    let builds = s
+        .hoist
+        .store
+        .jobs_in_state(hoist::domain::JobState::Done)
+        .await
+        .unwrap();
     assert!(
         builds
             .iter()
             .any(|j| j.kind == "handle_build" && j.attempts == 1),
         "{builds:?}"
     );
-    assert_eq!(
-        s.app.handoff.handed(),
-        3,
-        "tag, build and deploy jobs each born claimed"
-    );
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -139,7 +129,7 @@ async fn gitlab_and_github_app_payloads_work() {
         .unwrap();
     assert_eq!(r.status, ReleaseStatus::DeployTriggered, "{:?}", r.error);
     assert_eq!(s.gate.triggers().len(), 1);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -167,11 +157,11 @@ async fn a_tag_made_by_hand_deploys_through_the_scm() {
     let triggers = s.gate.triggers();
     assert_eq!(triggers.len(), 1);
     assert_eq!(triggers[0].parameters["tag"], "stg3.1.4");
-    let releases = s.app.store.releases(10, None).await.unwrap();
+    let releases = s.hoist.store.releases(10, None).await.unwrap();
     assert_eq!(releases.len(), 1);
     assert_eq!(releases[0].status, ReleaseStatus::DeployTriggered);
     assert_eq!(releases[0].issue, None);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -192,13 +182,19 @@ async fn a_commit_without_a_release_tag_deploys_nothing() {
     s.settle(WAIT).await.unwrap();
     assert!(s.gate.triggers().is_empty());
     assert_eq!(count(&s, "releases").await, 0);
-    let d = s.app.store.delivery(1).await.unwrap().unwrap();
+    let d = s
+        .hoist
+        .store
+        .delivery(hoist::domain::DeliveryId(1))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         d.outcome.contains("no release tag for commit"),
         "{}",
         d.outcome
     );
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -251,7 +247,7 @@ async fn unrelated_jobs_are_acknowledged_and_ignored() {
         "ignored events are recorded"
     );
     assert_eq!(count(&s, "jobs").await, 0);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -282,7 +278,7 @@ async fn a_failed_build_is_reported_and_not_deployed() {
             .to_string()
             .contains("app.circleci.com")
     );
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -320,7 +316,7 @@ async fn five_redeliveries_trigger_one_deploy() {
         2,
         "the ticket and one build event"
     );
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -337,10 +333,10 @@ async fn gate_errors_then_recovery_trigger_once() {
         .unwrap();
     assert_eq!(r.status, ReleaseStatus::DeployTriggered, "{:?}", r.error);
     assert_eq!(s.gate.triggers().len(), 1);
-    let jobs = s.app.store.jobs_for_release(id).await.unwrap();
+    let jobs = s.hoist.store.jobs_for_release(id.into()).await.unwrap();
     let deploy = jobs.iter().find(|j| j.kind == "deploy").unwrap();
     assert_eq!(deploy.attempts, 4);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -361,7 +357,8 @@ async fn gate_permanent_error_fails_the_release_visibly() {
         "{:?}",
         r.error
     );
-    s.stop().await.unwrap();
+    s.expect_leftover_jobs(); // the deploy job failed for good, as it should
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -405,7 +402,7 @@ async fn wrong_or_missing_signature_is_refused_and_changes_nothing() {
     )
     .await;
     assert_eq!(status, 202);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -448,5 +445,5 @@ async fn outages_and_timeouts_of_every_service_end_when_they_recover() {
     assert_eq!(s.gate.triggers().len(), 3);
     // Every step of every release reached Slack once it was back: 3 messages each.
     assert_eq!(s.slack.messages().len(), 9);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }

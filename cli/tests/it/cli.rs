@@ -183,15 +183,20 @@ async fn next_tag_releases_retry_and_replay() {
     );
     sims.bitbucket.add_commit(REPO, &missing, "pushed late");
     let delivery = {
-        use sqlx::Row;
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&store).await.unwrap();
-        let row = sqlx::query("SELECT id FROM deliveries WHERE release_id = $1")
-            .bind(id)
-            .fetch_one(&pool)
+        let store = hoist::store::Store::connect(&hoist::store::Options {
+            url: store.clone(),
+            fsync: false,
+            max_attempts: 5,
+            schema: None,
+        })
+        .await
+        .unwrap();
+        store
+            .query_i64(&format!(
+                "SELECT id AS n FROM deliveries WHERE release_id = {id}"
+            ))
             .await
-            .unwrap();
-        row.try_get::<i64, _>("id").unwrap()
+            .unwrap()
     };
     let o = run(&path, &["replay", &delivery.to_string()]).await;
     assert!(o.status.success(), "{}", text(&o));

@@ -307,7 +307,25 @@ async fn ten_concurrent_copies_of_one_delivery_make_one_release_and_one_deploy()
     assert_eq!(count(&s, "releases").await, 1);
     assert_eq!(s.gate.triggers().len(), 1);
     assert_eq!(s.bitbucket.tags(REPO).len(), 1);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
+}
+
+/// The options of a store at `url`.
+fn options(url: String) -> hoist::store::Options {
+    hoist::store::Options {
+        url,
+        fsync: false,
+        max_attempts: 5,
+        schema: None,
+    }
+}
+
+/// A tag job for release 1, as the queue holds it.
+fn a_job() -> hoist::core::plan::Changes {
+    let project = hoist::domain::ProjectName::parse("test").unwrap();
+    let env = hoist::domain::EnvName::parse("stg").unwrap();
+    let job = hoist::core::job::Job::create_tag(1.into(), &project, &env);
+    hoist::core::plan::Changes::default().job(job)
 }
 
 /// A store with one job, claimed by `worker-a` with a 1 ms lease: answers the store (and the
@@ -315,144 +333,126 @@ async fn ten_concurrent_copies_of_one_delivery_make_one_release_and_one_deploy()
 async fn one_claimed_job() -> (
     tempfile::TempDir,
     hoist::store::Store,
-    i64,
+    hoist::domain::JobId,
     hoist::store::ClaimedJob,
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let store = hoist::store::Store::connect(&store_for(dir.path()).await, false)
+    let store = hoist::store::Store::connect(&options(store_for(dir.path()).await))
         .await
         .unwrap();
-    let mut tx = store.begin().await.unwrap();
-    let spec = hoist::domain::JobSpec::CreateTag { release_id: 1 };
-    let id = tx.enqueue(&spec, "tag:test", 5, 0).await.unwrap();
-    tx.commit().await.unwrap();
+    let id = store.apply(a_job()).await.unwrap()[0];
     let first = store.claim_job("worker-a", 1).await.unwrap().unwrap();
     (dir, store, id, first)
 }
 
 /// A worker that went silent past its lease loses the job to another: the first one's late finish
-/// changes nothing and its attempt is closed as `lost lease`; the second one's counts. (On
-/// PostgreSQL the job's update and its attempt's close are one statement.)
+/// or retry changes nothing and its attempt is closed as `lost lease`; the second one's counts.
 #[tokio::test]
 async fn a_late_finish_after_another_worker_took_over_changes_nothing() {
+    use hoist::core::plan::Changes;
+    use hoist::domain::JobState;
+
     let (_dir, store, id, first) = one_claimed_job().await;
     assert_eq!((first.id, first.attempt), (id, 1));
     tokio::time::sleep(Duration::from_millis(20)).await;
     let second = store.claim_job("worker-b", 60_000).await.unwrap().unwrap();
     assert_eq!((second.id, second.attempt), (id, 2));
 
-    let mut tx = store.begin().await.unwrap();
-    assert!(!tx.finish_job(&first, "done").await.unwrap());
-    tx.commit().await.unwrap();
-    let mut tx = store.begin().await.unwrap();
     assert!(
-        !tx.fail_job(&first, "late", Some(0)).await.unwrap(),
+        !store
+            .finish_job(&first, "done", Changes::default())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store.retry_later(&first, "late", 0).await.unwrap(),
         "a lost claim cannot requeue the job either"
     );
-    tx.commit().await.unwrap();
-    assert_eq!(store.job(id).await.unwrap().unwrap().state, "running");
-
-    let mut tx = store.begin().await.unwrap();
-    assert!(tx.finish_job(&second, "done").await.unwrap());
-    tx.commit().await.unwrap();
-    let job = store.job(id).await.unwrap().unwrap();
-    assert_eq!((job.state.as_str(), job.attempts), ("done", 2));
-    let outcomes: Vec<_> = store
-        .job_attempts(id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|a| (a["attempt"].as_i64().unwrap(), a["outcome"].clone()))
-        .collect();
-    assert_eq!(
-        outcomes,
-        [(1, "lost lease".into()), (2, "done".into())],
-        "each attempt closed with what happened to it"
-    );
-}
-
-/// The same through the store's own `finish_job` and `fail_job`, which commit at once (on
-/// PostgreSQL one autocommitted statement, no transaction around it): a lost claim changes
-/// nothing; the holder's retry requeues the job with its error, and its finish ends it; every
-/// attempt is closed with what happened to it.
-#[tokio::test]
-async fn a_claims_end_committed_alone_checks_the_claim_like_one_in_a_transaction() {
-    let (_dir, store, id, first) = one_claimed_job().await;
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let second = store.claim_job("worker-b", 60_000).await.unwrap().unwrap();
-    assert_eq!((second.id, second.attempt), (id, 2));
-    assert!(!store.finish_job(&first, "done").await.unwrap());
-    assert!(!store.fail_job(&first, "late", Some(0)).await.unwrap());
-    let job = store.job(id).await.unwrap().unwrap();
-    assert_eq!((job.state.as_str(), job.attempts), ("running", 2));
-
-    // The holder fails, to be retried at once: queued again, with its error kept.
     assert!(
-        store
-            .fail_job(&second, "bitbucket: 503", Some(0))
+        !store
+            .give_up(&first, "late", Changes::default())
             .await
             .unwrap()
     );
     let job = store.job(id).await.unwrap().unwrap();
-    assert_eq!(job.state, "queued");
+    assert_eq!((job.state, job.attempts), (JobState::Running, 2));
+
+    // The holder fails, to be retried at once: queued again, with its error kept.
+    assert!(
+        store
+            .retry_later(&second, "bitbucket: 503", 0)
+            .await
+            .unwrap()
+    );
+    let job = store.job(id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Queued);
     assert_eq!(job.last_error.as_deref(), Some("bitbucket: 503"));
     assert_eq!(job.finished_at, None);
 
     let third = store.claim_job("worker-a", 60_000).await.unwrap().unwrap();
     assert_eq!((third.id, third.attempt), (id, 3));
-    assert!(store.finish_job(&third, "tag created").await.unwrap());
+    assert!(
+        store
+            .finish_job(&third, "tag created", Changes::default())
+            .await
+            .unwrap()
+    );
     let job = store.job(id).await.unwrap().unwrap();
-    assert_eq!((job.state.as_str(), job.attempts), ("done", 3));
+    assert_eq!((job.state, job.attempts), (JobState::Done, 3));
     assert!(job.finished_at.is_some());
     let attempts = store.job_attempts(id).await.unwrap();
     let outcomes: Vec<_> = attempts
         .iter()
-        .map(|a| (a["attempt"].as_i64().unwrap(), a["outcome"].clone()))
+        .map(|a| (a.attempt, a.outcome.as_deref()))
         .collect();
     assert_eq!(
         outcomes,
         [
-            (1, "lost lease".into()),
-            (2, "error".into()),
-            (3, "tag created".into())
-        ]
+            (1, Some("lost lease")),
+            (2, Some("error")),
+            (3, Some("tag created"))
+        ],
+        "each attempt closed with what happened to it"
     );
-    assert_eq!(attempts[1]["error"], "bitbucket: 503");
-    assert!(attempts.iter().all(|a| !a["finished_at"].is_null()));
+    assert_eq!(attempts[1].error.as_deref(), Some("bitbucket: 503"));
+    assert!(attempts.iter().all(|a| a.finished_at.is_some()));
 }
 
-/// PostgreSQL: the pool hands out a connection without a ping only when it was back from use
-/// (and checked then) less than a second ago. Connections the server dropped while they sat idle
-/// longer (a database restart, a failover, a proxy's idle cut) are found and replaced before use:
-/// the next request after them succeeds. (SQLite has no connection to drop.)
+/// PostgreSQL: connections the server dropped while they sat idle in the pool (a database restart,
+/// a failover, a proxy's idle cut) are found and replaced before use: the next request after them
+/// succeeds. (SQLite has no connection to drop.)
 #[tokio::test]
 async fn connections_dropped_by_the_server_while_idle_are_replaced_not_used() {
     let Some(url) = store_url().await else {
         return;
     };
-    let store = hoist::store::Store::connect(&url, false).await.unwrap();
+    let store = hoist::store::Store::connect(&options(url.clone()))
+        .await
+        .unwrap();
     // Several connections in the pool, all idle afterwards.
     let pings = futures_util::future::join_all((0..6).map(|_| store.ping())).await;
     assert!(pings.iter().all(|ok| *ok));
     let name = url.rsplit('/').next().unwrap();
     let admin = format!("{}/postgres", url.rsplit_once('/').unwrap().0);
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
         .await
         .unwrap();
-    let killed: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()) t"
-    )))
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
+    tokio::spawn(connection);
+    let killed: i64 = client
+        .query_one(
+            &format!(
+                "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()) t"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     assert!(killed >= 1, "the pool held connections");
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
 
     for _ in 0..8 {
         assert!(store.ping().await, "a dropped connection was used");
     }
-    let mut tx = store.begin().await.unwrap();
-    let spec = hoist::domain::JobSpec::CreateTag { release_id: 1 };
-    tx.enqueue(&spec, "tag:test", 5, 0).await.unwrap();
-    tx.commit().await.unwrap();
+    store.apply(a_job()).await.unwrap();
 }

@@ -50,7 +50,7 @@ async fn call(
 #[tokio::test]
 async fn without_a_token_the_api_answers_direct_loopback_callers_only() {
     let s = stack_with(quick(), |_| {}).await;
-    let r = hoist::http::router(s.app.clone());
+    let r = hoist::http::router(s.hoist.http.clone());
     for peer in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
         let (status, _) = call(&r, "GET", "/api/releases", peer, &[], b"").await;
         assert_eq!(status, 200, "{peer}");
@@ -66,7 +66,7 @@ async fn without_a_token_the_api_answers_direct_loopback_callers_only() {
         assert_eq!(status, 403, "{h}: {body}");
         assert!(body.contains("through a proxy"), "{body}");
     }
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -75,7 +75,7 @@ async fn with_a_token_the_api_needs_it_from_everyone() {
         c.server.api_token = Some(SecretRef::Value("api-token-1f2e".into()));
     })
     .await;
-    let r = hoist::http::router(s.app.clone());
+    let r = hoist::http::router(s.hoist.http.clone());
     let good = [("authorization", "Bearer api-token-1f2e")];
     for peer in ["127.0.0.1", "198.51.100.4", "2001:db8::4"] {
         let (status, _) = call(&r, "GET", "/api/releases", peer, &[], b"").await;
@@ -85,13 +85,13 @@ async fn with_a_token_the_api_needs_it_from_everyone() {
     }
     let (status, _) = call(&r, "POST", "/api/jobs/1/retry", "127.0.0.1", &[], b"").await;
     assert_eq!(status, 401);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
 async fn hooks_do_not_tell_an_unauthenticated_caller_whether_a_project_exists() {
     let s = stack_with(quick(), |_| {}).await;
-    let r = hoist::http::router(s.app.clone());
+    let r = hoist::http::router(s.hoist.http.clone());
     let commit = s.commit("x");
     let json = [("content-type", "application/json")];
     let jira = |repo: &str| format!(r#"{{"repo": "{repo}", "commit": "{commit}"}}"#);
@@ -119,7 +119,7 @@ async fn hooks_do_not_tell_an_unauthenticated_caller_whether_a_project_exists() 
         assert_eq!(a.0, 401, "{path}: {}", a.1);
         assert_eq!(a, b, "{path}: the answers differ");
     }
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[test]

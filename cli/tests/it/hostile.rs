@@ -146,7 +146,7 @@ async fn hostile_requests_are_refused_and_store_nothing() {
     let cases = table(&o, &jira, &push);
     assert!(cases.len() >= 40, "{} cases", cases.len());
 
-    let router = hoist::http::router(s.app.clone());
+    let router = hoist::http::router(s.hoist.http.clone());
     let secrets = [
         &o.jira_token,
         &o.circleci_secret,
@@ -166,7 +166,9 @@ async fn hostile_requests_are_refused_and_store_nothing() {
             .collect();
         // Wait until the held requests occupy their slots (the machine may be slow).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while s.app.guards.in_flight() < c.alongside && tokio::time::Instant::now() < deadline {
+        while s.hoist.http.guards.in_flight() < c.alongside
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let mut last = None;
@@ -234,7 +236,7 @@ async fn hostile_requests_are_refused_and_store_nothing() {
             .unwrap();
         assert_eq!(resp.status().as_u16(), 202, "{}", c.name);
     }
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 fn body_of(c: &Case) -> Vec<u8> {

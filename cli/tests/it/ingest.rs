@@ -1,11 +1,19 @@
-//! The store's shared-commit ingest, driven directly: many deliveries at once land exactly once
-//! each, duplicates inside one batch are told apart, releases and jobs commit with their
-//! delivery, and on SQLite the WAL starts over while writes keep coming.
+//! The store driven directly: deliveries sent at once land exactly once each, duplicates inside
+//! one batch are told apart, releases and jobs commit with their delivery, lanes hold their order
+//! across replicas, migrations carry older stores forward, and on SQLite the WAL starts over while
+//! writes keep coming.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use hoist::store::{Ingested, NewDelivery, NewRelease, Store};
+use hoist::core::inbound::{Action, Ingest};
+use hoist::core::job::{Job, JobSpec};
+use hoist::core::plan::Changes;
+use hoist::domain::{
+    CommitSha, DeliveryId, EnvName, JobId, JobState, NewDelivery, NewRelease, ProjectName,
+    ReleaseId, Source,
+};
+use hoist::store::{Ingested, Options, Store};
 
 use super::util::store_url;
 
@@ -21,30 +29,22 @@ async fn fresh_url() -> (String, Option<tempfile::TempDir>) {
     }
 }
 
+/// The store at `url`, its schema migrated up to `schema` (`None`: the newest).
+async fn open(url: &str, schema: Option<i64>) -> Store {
+    Store::connect(&Options {
+        url: url.into(),
+        fsync: false,
+        max_attempts: 5,
+        schema,
+    })
+    .await
+    .unwrap()
+}
+
 /// The store of one test, its URL and, on SQLite, the directory that holds it.
 async fn store_at() -> (Store, String, Option<tempfile::TempDir>) {
     let (url, dir) = fresh_url().await;
-    (Store::connect(&url, false).await.unwrap(), url, dir)
-}
-
-/// A pool on the store at `url` with its schema migrated up to `version` only: a store written
-/// by an older Hoist.
-async fn migrated_to(url: &str, version: i64) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    let postgres = url.starts_with("postgres");
-    let options = if postgres {
-        url.to_string()
-    } else {
-        format!("{url}?mode=rwc")
-    };
-    let pool = sqlx::AnyPool::connect(&options).await.unwrap();
-    let migrator = if postgres {
-        sqlx::migrate!("../migrations/postgres")
-    } else {
-        sqlx::migrate!("../migrations/sqlite")
-    };
-    migrator.run_to(version, &pool).await.unwrap();
-    pool
+    (open(&url, None).await, url, dir)
 }
 
 async fn store() -> (Store, Option<tempfile::TempDir>) {
@@ -52,14 +52,52 @@ async fn store() -> (Store, Option<tempfile::TempDir>) {
     (store, dir)
 }
 
-fn delivery(key: Option<String>, body: String) -> NewDelivery {
+fn delivery(source: Source, key: Option<String>, body: String) -> NewDelivery {
     NewDelivery {
-        source: "circleci",
+        source,
         key,
         event_at: String::new(),
         event: "job-completed".into(),
-        client_ip: Some("127.0.0.1".into()),
+        client_ip: Some("127.0.0.1".parse().unwrap()),
         body,
+    }
+}
+
+/// A CircleCI delivery: recorded only, or with a build job.
+fn build(key: Option<String>, body: String, job: bool) -> Ingest {
+    let outcome = "recorded".to_string();
+    Ingest {
+        delivery: delivery(Source::Circleci, key, body),
+        action: if job {
+            Action::HandleBuild { outcome }
+        } else {
+            Action::Record { outcome }
+        },
+    }
+}
+
+fn new_release(env: &str, commit: &str, issue: &str) -> NewRelease {
+    NewRelease {
+        project: ProjectName::parse("payments-api").unwrap(),
+        env: EnvName::parse(env).unwrap(),
+        repo: "payments-api".into(),
+        commit: CommitSha::parse(commit).unwrap(),
+        issue: Some(issue.into()),
+    }
+}
+
+/// A ticket delivered under `key`, for `commit` in `env`.
+fn ticket(key: &str, env: &str, commit: &str, issue: &str) -> Ingest {
+    let mut d = delivery(
+        Source::Jira,
+        Some(key.into()),
+        format!("{{\"issue\": \"{issue}\"}}"),
+    );
+    d.event = "jira:issue_updated".into();
+    d.client_ip = Some("192.0.2.7".parse().unwrap());
+    Ingest {
+        delivery: d,
+        action: Action::StartRelease(new_release(env, commit, issue)),
     }
 }
 
@@ -70,45 +108,37 @@ async fn deliveries_sent_at_once_each_land_once() {
     // fifth keyed one with a job: batches mix all of them.
     let mut sends = Vec::new();
     for i in 0..600 {
-        let lane = (i % 5 == 0).then(|| format!("build:{i}"));
         for _ in 0..2 {
-            sends.push((Some(format!("key-{i}")), lane.clone()));
+            sends.push((Some(format!("key-{i}")), i % 5 == 0));
         }
     }
     for _ in 0..100 {
-        sends.push((None, None));
+        sends.push((None, false));
     }
-    let answers = futures_util::future::join_all(sends.iter().map(|(key, lane)| {
+    let answers = futures_util::future::join_all(sends.iter().map(|(key, job)| {
         let store = store.clone();
         let body = format!("{{\"id\": {key:?}, \"pad\": \"{}\"}}", "x".repeat(1500));
-        async move {
-            store
-                .ingest_delivery(delivery(key.clone(), body), "recorded", lane.clone(), 5)
-                .await
-                .unwrap()
-        }
+        async move { store.ingest(build(key.clone(), body, *job)).await.unwrap() }
     }))
     .await;
 
     let mut by_key: HashMap<&str, Vec<Ingested>> = HashMap::new();
     let mut ids = BTreeSet::new();
-    for ((key, lane), answer) in sends.iter().zip(&answers) {
+    for ((key, job), answer) in sends.iter().zip(&answers) {
         match (key, answer) {
-            (None, Ingested::Ignored { delivery_id }) => assert!(ids.insert(*delivery_id)),
+            (None, Ingested::Recorded { delivery }) => assert!(ids.insert(*delivery)),
             (None, other) => panic!("a keyless delivery answered {other:?}"),
             (Some(k), a) => by_key.entry(k).or_default().push(*a),
         }
-        if let (Some(_), Some(_), Ingested::Ignored { .. }) = (key, lane, answer) {
-            panic!("a delivery with a lane was recorded without its job: {answer:?}");
+        if let (Some(_), true, Ingested::Recorded { .. }) = (key, job, answer) {
+            panic!("a build was recorded without its job: {answer:?}");
         }
     }
     for (key, answers) in &by_key {
         let first = answers
             .iter()
             .find_map(|a| match a {
-                Ingested::Ignored { delivery_id } | Ingested::Queued { delivery_id, .. } => {
-                    Some(*delivery_id)
-                }
+                Ingested::Recorded { delivery } | Ingested::Queued { delivery } => Some(*delivery),
                 _ => None,
             })
             .unwrap_or_else(|| panic!("{key}: no copy was recorded: {answers:?}"));
@@ -120,8 +150,8 @@ async fn deliveries_sent_at_once_each_land_once() {
         assert_eq!(
             duplicates[0],
             &Ingested::Duplicate {
-                delivery_id: first,
-                release_id: None
+                delivery: first,
+                release: None
             },
             "{key}"
         );
@@ -129,8 +159,10 @@ async fn deliveries_sent_at_once_each_land_once() {
     }
     assert_eq!(ids.len(), 700);
     assert_eq!(store.deliveries_count().await.unwrap(), 700);
-    let queued = store.jobs_in_state("queued").await.unwrap();
-    assert_eq!(queued.len(), 120, "one job per keyed delivery with a lane");
+    let queued = store.jobs_in_state(JobState::Queued).await.unwrap();
+    assert_eq!(queued.len(), 120, "one job per build delivery");
+    let lanes: BTreeSet<&str> = queued.iter().map(|j| j.lane.as_str()).collect();
+    assert_eq!(lanes.len(), 120, "each build in a lane of its own");
 }
 
 #[tokio::test]
@@ -139,35 +171,34 @@ async fn tickets_at_once_for_one_commit_start_one_release() {
     tickets_for_one_commit(&[store.clone(), store], "abc1234").await;
 }
 
-/// Two replicas on one store: each one's batch may find no open release and insert one, and the
-/// loser's batch (on PostgreSQL, the whole transaction) fails on the unique index; every request
-/// is then applied alone and joins the winner's release.
+/// Two replicas on one store: each one's batch may find no open release and try to insert one;
+/// the open-release index lets one insert win, and every other ticket joins that release.
 #[tokio::test]
 async fn tickets_for_one_commit_at_two_replicas_start_one_release() {
     let (store, url, _dir) = store_at().await;
-    let other = Store::connect(&url, false).await.unwrap();
+    let other = open(&url, None).await;
     // Several rounds: whether the two batches meet is a matter of timing.
     for commit in ["abc1234", "bcd2345", "cde3456", "def4567", "ef05678"] {
         tickets_for_one_commit(&[store.clone(), other.clone()], commit).await;
     }
 }
 
-/// Two replicas on one store, each sent every delivery at once: batches of recorded-only CircleCI
-/// deliveries (on PostgreSQL one statement, outside a transaction) meet the other replica's
-/// inserts of the same keys. Each delivery lands once; one replica answers it recorded, the other
-/// a duplicate of that record.
+/// Two replicas on one store, each sent every delivery at once: one replica's multi-row inserts
+/// meet the other's of the same keys. Each delivery lands once; one replica answers it recorded,
+/// the other a duplicate of that record.
 #[tokio::test]
 async fn deliveries_sent_to_two_replicas_at_once_each_land_once() {
     let (store, url, _dir) = store_at().await;
-    let other = Store::connect(&url, false).await.unwrap();
+    let other = open(&url, None).await;
     let sends = (0..300).flat_map(|i| [(store.clone(), i), (other.clone(), i)]);
     let answers = futures_util::future::join_all(sends.map(|(store, i)| async move {
-        let mut d = delivery(Some(format!("key-{i}")), format!("{{\"id\": \"key-{i}\"}}"));
-        d.event_at = format!("2026-11-27T10:00:{:02}.{:03}Z", i / 1000, i % 1000);
-        (
-            i,
-            store.ingest_delivery(d, "recorded", None, 5).await.unwrap(),
-        )
+        let mut plan = build(
+            Some(format!("key-{i}")),
+            format!("{{\"id\": \"key-{i}\"}}"),
+            false,
+        );
+        plan.delivery.event_at = format!("2026-11-27T10:00:{:02}.{:03}Z", i / 1000, i % 1000);
+        (i, store.ingest(plan).await.unwrap())
     }))
     .await;
     let mut by_key: HashMap<usize, Vec<Ingested>> = HashMap::new();
@@ -176,18 +207,18 @@ async fn deliveries_sent_to_two_replicas_at_once_each_land_once() {
     }
     assert_eq!(by_key.len(), 300);
     for (key, answers) in &by_key {
-        let recorded: Vec<i64> = answers
+        let recorded: Vec<DeliveryId> = answers
             .iter()
             .filter_map(|a| match a {
-                Ingested::Ignored { delivery_id } => Some(*delivery_id),
+                Ingested::Recorded { delivery } => Some(*delivery),
                 _ => None,
             })
             .collect();
         assert_eq!(recorded.len(), 1, "key-{key}: {answers:?}");
         assert!(
             answers.contains(&Ingested::Duplicate {
-                delivery_id: recorded[0],
-                release_id: None
+                delivery: recorded[0],
+                release: None
             }),
             "key-{key}: {answers:?}"
         );
@@ -197,38 +228,24 @@ async fn deliveries_sent_to_two_replicas_at_once_each_land_once() {
 /// 50 tickets for `commit`, sent at once, in turn to each of `stores`.
 async fn tickets_for_one_commit(stores: &[Store], commit: &str) {
     let store = &stores[0];
-    let release = || NewRelease {
-        project: "payments-api".into(),
-        env: "stg".into(),
-        repo: "payments-api".into(),
-        commit: commit.into(),
-        issue: Some("PAY-1".into()),
-    };
     let answers = futures_util::future::join_all((0..50).map(|i| {
         let store = stores[i % stores.len()].clone();
-        let d = NewDelivery {
-            source: "jira",
-            key: Some(format!("jira-{commit}-{i}")),
-            event_at: String::new(),
-            event: "jira:issue_updated".into(),
-            client_ip: None,
-            body: "{}".into(),
-        };
-        async move { store.ingest_release(d, release(), 5).await.unwrap() }
+        let plan = ticket(&format!("jira-{commit}-{i}"), "stg", commit, "PAY-1");
+        async move { store.ingest(plan).await.unwrap() }
     }))
     .await;
     let created: Vec<_> = answers
         .iter()
         .filter_map(|a| match a {
-            Ingested::Created { release_id, .. } => Some(*release_id),
+            Ingested::Created { release, .. } => Some(*release),
             _ => None,
         })
         .collect();
     assert_eq!(created.len(), 1, "{answers:?}");
     for a in &answers {
         match a {
-            Ingested::Created { release_id, .. } | Ingested::Existing { release_id, .. } => {
-                assert_eq!(*release_id, created[0])
+            Ingested::Created { release, .. } | Ingested::Joined { release, .. } => {
+                assert_eq!(*release, created[0])
             }
             other => panic!("{other:?}"),
         }
@@ -239,13 +256,9 @@ async fn tickets_for_one_commit(stores: &[Store], commit: &str) {
     assert_eq!(jobs.len(), 1, "one tag job: {jobs:?}");
 }
 
-/// Commits keep coming, yet the checkpointer lets the WAL start over (SQLite only; the store turns
-/// SQLite's own checkpoints off). Each start over rewrites the WAL's header with the next
-/// checkpoint sequence number (bytes 12..16), read here straight from the file so that the test
-/// itself checkpoints nothing. This checks the outcome, not the checkpointer's final pass under
-/// the writer lock: here the passes without the lock catch up often enough on their own (also
-/// with commits back to back from one rusqlite connection), while release-build rates without
-/// that pass grew the WAL past 1 GB in `scripts/bench.sh` (docs/PERFORMANCE.md).
+/// Commits keep coming, yet the WAL starts over (SQLite only). Each start over rewrites the WAL's
+/// header with the next checkpoint sequence number (bytes 12..16), read here straight from the
+/// file so that the test itself checkpoints nothing.
 #[tokio::test]
 async fn the_wal_starts_over_while_writes_keep_coming() {
     let (store, dir) = store().await;
@@ -265,7 +278,7 @@ async fn the_wal_starts_over_while_writes_keep_coming() {
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     let key = format!("w{w}-{n}");
                     store
-                        .ingest_delivery(delivery(Some(key), body.clone()), "recorded", None, 5)
+                        .ingest(build(Some(key), body.clone(), false))
                         .await
                         .unwrap();
                     n += 1;
@@ -294,401 +307,262 @@ async fn the_wal_starts_over_while_writes_keep_coming() {
     assert_eq!(store.deliveries_count().await.unwrap(), written as i64);
 }
 
-/// A job born claimed at ingest (an idle worker loop waits for it) runs under that claim, with its
-/// first attempt open, and no other worker can claim it while its lease holds. A second job in
-/// the same lane is born queued behind it and is claimable only once the first is done; a build
-/// job (keyed delivery) is born claimed too, through the batch writer's one-at-a-time path.
+/// Jobs of one lane run one at a time in the order they were queued: the second tag job of a
+/// project and environment is claimable only once the first is done, while another lane's job
+/// runs beside them.
 #[tokio::test]
-async fn jobs_born_claimed_at_ingest_keep_their_lane_order() {
-    use hoist::domain::JobSpec;
-    use hoist::store::{BornClaim, ClaimedJob, Ingest};
-
+async fn jobs_of_one_lane_are_claimed_in_order_one_at_a_time() {
     let (store, _dir) = store().await;
-    let claim = BornClaim {
-        worker: "worker-a".into(),
-        lease_ms: 60_000,
-    };
-    let ticket = |commit: &str| claimed_ticket("stg", commit, &claim.worker);
-
-    let Ingested::Created {
-        release_id: first_release,
-        claimed_job: Some(first),
-        ..
-    } = store.ingest(ticket("abc1234")).await.unwrap()
-    else {
-        panic!("the first ticket's tag job is born claimed")
-    };
-    let job = store.job(first).await.unwrap().unwrap();
-    assert_eq!((job.state.as_str(), job.attempts), ("running", 1));
-    let attempts = store.job_attempts(first).await.unwrap();
-    assert_eq!(attempts.len(), 1);
-    assert!(attempts[0]["finished_at"].is_null(), "{attempts:?}");
-    assert!(
-        store.claim_job("worker-b", 60_000).await.unwrap().is_none(),
-        "a job born claimed is not claimable while its lease holds"
-    );
-
-    // The same project and environment: the lane is busy, so the next tag job waits.
-    let Ingested::Created {
-        release_id: second_release,
-        claimed_job: None,
-        ..
-    } = store.ingest(ticket("bcd2345")).await.unwrap()
-    else {
-        panic!("a job behind an unfinished one in its lane is born queued")
-    };
-    assert!(store.claim_job("worker-b", 60_000).await.unwrap().is_none());
-
-    let born = ClaimedJob::born(
-        first,
-        JobSpec::CreateTag {
-            release_id: first_release,
-        },
-        5,
-        &claim,
-    );
-    let mut tx = store.begin().await.unwrap();
-    assert!(tx.finish_job(&born, "tagged").await.unwrap());
-    tx.commit().await.unwrap();
-    let next = store.claim_job("worker-b", 60_000).await.unwrap().unwrap();
-    assert_eq!(
-        next.spec,
-        JobSpec::CreateTag {
-            release_id: second_release
-        }
-    );
-    // Born queued, it had no attempt: the claim opened its first.
-    let attempts = store.job_attempts(next.id).await.unwrap();
-    assert_eq!(next.attempt, 1);
-    assert_eq!(attempts.len(), 1, "{attempts:?}");
-    assert_eq!(attempts[0]["attempt"], 1);
-    let outcomes: Vec<_> = store
-        .job_attempts(first)
+    let Ingested::Created { release: first, .. } = store
+        .ingest(ticket("t-1", "stg", "abc1234", "PAY-1"))
         .await
         .unwrap()
-        .iter()
-        .map(|a| a["outcome"].clone())
-        .collect();
-    assert_eq!(outcomes, ["tagged"]);
-
-    // A build event: its job is born claimed in a lane of its own.
-    let answer = store
-        .ingest(Ingest::Delivery {
-            delivery: delivery(Some("build-1".into()), "{}".into()),
-            outcome: "build queued".into(),
-            build_lane: Some("build:build-1".into()),
-            max_attempts: 5,
-            claim: Some(claim.clone()),
-        })
-        .await
-        .unwrap();
-    let Ingested::Queued {
-        claimed_job: Some(build),
-        delivery_id,
-    } = answer
     else {
-        panic!("a build job is born claimed: {answer:?}")
+        panic!("a release")
     };
-    let job = store.job(build).await.unwrap().unwrap();
-    assert_eq!(
-        (job.kind.as_str(), job.state.as_str()),
-        ("handle_build", "running")
-    );
-    assert_eq!(
-        store.job_attempts(build).await.unwrap()[0]["attempt"],
-        1,
-        "delivery {delivery_id}"
-    );
-}
-
-/// A ticket for `commit` in `env`, its tag job to be born claimed by `worker`.
-fn claimed_ticket(env: &str, commit: &str, worker: &str) -> hoist::store::Ingest {
-    hoist::store::Ingest::Release {
-        delivery: NewDelivery {
-            source: "jira",
-            key: Some(format!("{env}-{commit}")),
-            event_at: String::new(),
-            event: "jira:issue_updated".into(),
-            client_ip: None,
-            body: "{}".into(),
-        },
-        release: NewRelease {
-            project: "payments-api".into(),
-            env: env.into(),
-            repo: "payments-api".into(),
-            commit: commit.into(),
-            issue: Some("PAY-1".into()),
-        },
-        max_attempts: 5,
-        claim: Some(hoist::store::BornClaim {
-            worker: worker.into(),
-            lease_ms: 60_000,
-        }),
-    }
-}
-
-/// Two replicas, each with a worker loop idle, record tickets for one project and environment at
-/// the same instant: one tag job is born running, the other queued behind it. Each replica's lane
-/// check reads only what is committed, so without the unique index on running jobs' lanes both
-/// could start (on PostgreSQL; SQLite has one writer).
-#[tokio::test]
-async fn tickets_at_two_replicas_at_once_start_one_job_of_their_lane() {
-    let (store, url, _dir) = store_at().await;
-    let other = Store::connect(&url, false).await.unwrap();
-    for round in 0..20 {
-        let env = format!("env{round}");
-        let (a, b) = tokio::join!(
-            store.ingest(claimed_ticket(&env, "abc1234", "worker-a")),
-            other.ingest(claimed_ticket(&env, "bcd2345", "worker-b")),
-        );
-        let mut running = 0;
-        for answer in [a.unwrap(), b.unwrap()] {
-            let Ingested::Created { claimed_job, .. } = answer else {
-                panic!("round {round}: each ticket starts a release: {answer:?}")
-            };
-            running += usize::from(claimed_job.is_some());
-        }
-        assert_eq!(running, 1, "round {round}: one tag job runs, one waits");
-    }
-}
-
-/// A worker's step and another replica start jobs of one lane at once (a build starting its
-/// deploy, say): the second waits for the first's commit and is born queued, without an error.
-#[tokio::test]
-async fn a_job_born_running_in_a_lane_started_meanwhile_is_queued_instead() {
-    use hoist::domain::JobSpec;
-    use hoist::store::BornClaim;
-
-    let (store, url, _dir) = store_at().await;
-    let other = Store::connect(&url, false).await.unwrap();
-    let claim = |worker: &str| BornClaim {
-        worker: worker.into(),
-        lease_ms: 60_000,
-    };
-    let spec = JobSpec::Deploy { release_id: 1 };
-    let mut first = store.begin().await.unwrap();
-    let (first_id, claimed) = first
-        .enqueue_claimed(&spec, "deploy:1", 5, &claim("worker-a"))
+    let Ingested::Created {
+        release: second, ..
+    } = store
+        .ingest(ticket("t-2", "stg", "bcd2345", "PAY-2"))
         .await
-        .unwrap();
-    assert!(claimed);
-    let second = tokio::spawn({
-        let (spec, claim) = (spec.clone(), claim("worker-b"));
-        async move {
-            let mut tx = other.begin().await.unwrap();
-            let born = tx
-                .enqueue_claimed(&spec, "deploy:1", 5, &claim)
-                .await
-                .unwrap();
-            tx.commit().await.unwrap();
-            born
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    first.commit().await.unwrap();
-    let (second_id, claimed) = second.await.unwrap();
-    assert!(!claimed, "the lane was taken when the second could look");
-    assert_eq!(store.job(first_id).await.unwrap().unwrap().state, "running");
-    assert_eq!(store.job(second_id).await.unwrap().unwrap().state, "queued");
-}
-
-/// A claim races a job of the same lane born running in a commit it cannot see yet: it waits on
-/// `jobs_running_lane` for that commit, fails on the index, claims again, and leaves the queued
-/// job alone. PostgreSQL only: SQLite has one writer, so the claim sees every commit before it.
-#[tokio::test]
-async fn a_claim_racing_a_job_born_running_in_its_lane_claims_nothing() {
-    use hoist::domain::JobSpec;
-    use hoist::store::BornClaim;
-
-    let (store, url, _dir) = store_at().await;
-    if !url.starts_with("postgres") {
-        return;
-    }
-    let spec = JobSpec::Deploy { release_id: 1 };
-    // The queued job is recorded while the born one's transaction is open, so neither sees the
-    // other: the born one checked an empty lane, and the claim will find the queued one free.
-    let mut queued = store.begin().await.unwrap();
-    let queued_id = queued.enqueue(&spec, "deploy:1", 5, 0).await.unwrap();
-    let mut born = store.begin().await.unwrap();
-    let claim = BornClaim {
-        worker: "worker-a".into(),
-        lease_ms: 60_000,
+        .unwrap()
+    else {
+        panic!("a release")
     };
-    let (born_id, claimed) = born
-        .enqueue_claimed(&spec, "deploy:1", 5, &claim)
+    let Ingested::Created { release: other, .. } = store
+        .ingest(ticket("t-3", "qa", "cde3456", "PAY-3"))
         .await
-        .unwrap();
-    assert!(claimed, "the born job saw no other job of its lane");
-    queued.commit().await.unwrap();
-    let claiming = tokio::spawn({
-        let store = store.clone();
-        async move { store.claim_job("worker-b", 60_000).await }
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    born.commit().await.unwrap();
+        .unwrap()
+    else {
+        panic!("a release")
+    };
+    let a = store.claim_job("worker-a", 60_000).await.unwrap().unwrap();
+    assert_eq!(a.spec, JobSpec::CreateTag { release_id: first });
+    assert_eq!(
+        (a.attempt, store.job_attempts(a.id).await.unwrap().len()),
+        (1, 1)
+    );
+    let b = store.claim_job("worker-b", 60_000).await.unwrap().unwrap();
+    assert_eq!(
+        b.spec,
+        JobSpec::CreateTag { release_id: other },
+        "another lane runs beside"
+    );
     assert!(
-        claiming.await.unwrap().unwrap().is_none(),
-        "the lane's job runs: nothing to claim"
+        store.claim_job("worker-b", 60_000).await.unwrap().is_none(),
+        "the lane's second job waits for its first"
     );
-    assert_eq!(store.job(born_id).await.unwrap().unwrap().state, "running");
-    assert_eq!(store.job(queued_id).await.unwrap().unwrap().state, "queued");
+    assert!(
+        store
+            .finish_job(&a, "tagged", Changes::default())
+            .await
+            .unwrap()
+    );
+    let next = store.claim_job("worker-b", 60_000).await.unwrap().unwrap();
+    assert_eq!(next.spec, JobSpec::CreateTag { release_id: second });
+    let outcomes: Vec<_> = store
+        .job_attempts(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(outcomes, [Some("tagged".to_string())]);
+    // A worker that lost its claim writes nothing.
+    let mut stale = b.clone();
+    stale.worker = "worker-z".into();
+    assert!(
+        !store
+            .finish_job(&stale, "done", Changes::default())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.job(b.id).await.unwrap().unwrap().state,
+        JobState::Running
+    );
+}
+
+/// Two replicas claim at the same instant from one lane with two queued jobs: one job runs, the
+/// other waits. PostgreSQL's claims read committed rows; the unique index on running jobs' lanes
+/// settles the instant where both would pass (SQLite has one writer).
+#[tokio::test]
+async fn claims_at_two_replicas_at_once_start_one_job_of_a_lane() {
+    let (store, url, _dir) = store_at().await;
+    let other = open(&url, None).await;
+    for round in 0..5 {
+        let commits = [format!("abc{round}234"), format!("bcd{round}345")];
+        for (i, commit) in commits.iter().enumerate() {
+            let plan = ticket(&format!("r{round}-{i}"), "stg", commit, "PAY-1");
+            store.ingest(plan).await.unwrap();
+        }
+        let (a, b) = tokio::join!(
+            store.claim_job("worker-a", 60_000),
+            other.claim_job("worker-b", 60_000)
+        );
+        let claimed: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+        assert_eq!(claimed.len(), 1, "round {round}: {claimed:?}");
+        assert!(
+            store
+                .finish_job(&claimed[0], "done", Changes::default())
+                .await
+                .unwrap()
+        );
+        let next = other.claim_job("worker-b", 60_000).await.unwrap().unwrap();
+        assert!(
+            other
+                .finish_job(&next, "done", Changes::default())
+                .await
+                .unwrap()
+        );
+    }
 }
 
 /// A job of a lane is not claimed while a later job of that lane runs: an earlier job that
 /// failed and was retried by hand waits for the running one to end.
 #[tokio::test]
 async fn a_job_retried_by_hand_waits_for_the_running_job_of_its_lane() {
-    use hoist::domain::JobSpec;
-    use hoist::store::ClaimedJob;
-
     let (store, _dir) = store().await;
-    let Ingested::Created {
-        release_id,
-        claimed_job: Some(first),
-        ..
-    } = store
-        .ingest(claimed_ticket("stg", "abc1234", "worker-a"))
+    store
+        .ingest(ticket("t-1", "stg", "abc1234", "PAY-1"))
         .await
-        .unwrap()
-    else {
-        panic!("the first ticket's tag job is born claimed")
-    };
-    let Ingested::Created {
-        claimed_job: None, ..
-    } = store
-        .ingest(claimed_ticket("stg", "bcd2345", "worker-a"))
+        .unwrap();
+    store
+        .ingest(ticket("t-2", "stg", "bcd2345", "PAY-2"))
         .await
-        .unwrap()
-    else {
-        panic!("the second waits in the lane")
-    };
-    let born = ClaimedJob::born(
-        first,
-        JobSpec::CreateTag { release_id },
-        5,
-        &hoist::store::BornClaim {
-            worker: "worker-a".into(),
-            lease_ms: 60_000,
+        .unwrap();
+    let first = store.claim_job("worker-a", 60_000).await.unwrap().unwrap();
+    let failed = Changes::default().release(
+        first.spec.release().unwrap(),
+        hoist::core::plan::ReleaseChange::Failed {
+            error: "tagging failed: Bitbucket refused".into(),
         },
     );
     assert!(
         store
-            .fail_job(&born, "Bitbucket refused", None)
+            .give_up(&first, "Bitbucket refused", failed)
             .await
             .unwrap()
     );
     let second = store.claim_job("worker-b", 60_000).await.unwrap().unwrap();
-    assert_ne!(second.id, first);
+    assert_ne!(second.id, first.id);
 
-    assert!(store.retry_job(first).await.unwrap());
+    let retried = hoist::core::failure::retried;
+    assert!(store.retry_job(first.id, retried).await.unwrap());
     assert!(
         store.claim_job("worker-c", 60_000).await.unwrap().is_none(),
         "the retried job waits while a job of its lane runs"
     );
-    assert!(store.finish_job(&second, "tagged").await.unwrap());
+    assert!(
+        store
+            .finish_job(&second, "tagged", Changes::default())
+            .await
+            .unwrap()
+    );
     let again = store.claim_job("worker-c", 60_000).await.unwrap().unwrap();
-    assert_eq!(again.id, first);
+    assert_eq!(again.id, first.id);
+    let release = store
+        .release(first.spec.release().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(release.status.as_str(), "received", "reopened at its step");
+    assert!(
+        !store.retry_job(again.id, retried).await.unwrap(),
+        "not failed"
+    );
 }
 
-/// A ticket's writes, read back field by field: the release
-/// and its first event, the delivery with its outcome, a `create_tag` job that parses; a second
-/// ticket for the same commit joins with its own delivery and event; the first ticket again is a
-/// duplicate naming its release.
+/// A ticket's writes, read back field by field: the release and its first event, the delivery
+/// with its outcome, a `create_tag` job that parses; a second ticket for the same commit joins
+/// with its own delivery and event; the first ticket again is a duplicate naming its release.
 #[tokio::test]
 async fn a_ticket_records_its_release_delivery_event_and_job() {
-    use hoist::domain::JobSpec;
-
     let (store, _dir) = store().await;
-    let ticket = |key: &str, issue: &str| {
-        (
-            NewDelivery {
-                source: "jira",
-                key: Some(key.into()),
-                event_at: String::new(),
-                event: "jira:issue_updated".into(),
-                client_ip: Some("192.0.2.7".into()),
-                body: format!("{{\"issue\": \"{issue}\"}}"),
-            },
-            NewRelease {
-                project: "payments-api".into(),
-                env: "stg".into(),
-                repo: "acme/payments-api".into(),
-                commit: "abc1234".into(),
-                issue: Some(issue.into()),
-            },
-        )
-    };
-    let (d, r) = ticket("t-1", "PAY-1");
-    let Ingested::Created {
-        release_id,
-        delivery_id,
-        claimed_job: None,
-    } = store.ingest_release(d, r, 7).await.unwrap()
+    let Ingested::Created { release, delivery } = store
+        .ingest(ticket("t-1", "stg", "abc1234", "PAY-1"))
+        .await
+        .unwrap()
     else {
         panic!("the first ticket starts a release")
     };
-    let release = store.release(release_id).await.unwrap().unwrap();
+    let r = store.release(release).await.unwrap().unwrap();
     assert_eq!(
         (
-            release.project.as_str(),
-            release.env.as_str(),
-            release.repo.as_str(),
-            release.commit.as_str(),
-            release.issue.as_deref(),
-            release.status.as_str()
+            r.project.as_str(),
+            r.env.as_str(),
+            r.repo.as_str(),
+            r.commit.as_str(),
+            r.issue.as_deref(),
+            r.status.as_str(),
+            r.tag_reused,
         ),
         (
             "payments-api",
             "stg",
-            "acme/payments-api",
+            "payments-api",
             "abc1234",
             Some("PAY-1"),
-            "received"
+            "received",
+            false
         )
     );
-    let delivery = store.delivery(delivery_id).await.unwrap().unwrap();
+    let d = store.delivery(delivery).await.unwrap().unwrap();
     assert_eq!(
         (
-            delivery.source.as_str(),
-            delivery.delivery_key.as_deref(),
-            delivery.event.as_str(),
-            delivery.client_ip.as_deref(),
-            delivery.body.as_str(),
-            delivery.outcome.as_str(),
-            delivery.release_id
+            d.source,
+            d.key.as_deref(),
+            d.event.as_str(),
+            d.client_ip.as_deref(),
+            d.body.as_str(),
+            d.outcome.as_str(),
+            d.release
         ),
         (
-            "jira",
+            Source::Jira,
             Some("t-1"),
             "jira:issue_updated",
             Some("192.0.2.7"),
             "{\"issue\": \"PAY-1\"}",
             "release started",
-            Some(release_id)
+            Some(release)
         )
     );
+    assert!(
+        (d.received_at - hoist::domain::now_ms()).abs() < 60_000,
+        "a time in ms"
+    );
     let job = store.claim_job("w", 60_000).await.unwrap().unwrap();
-    assert_eq!(job.spec, JobSpec::CreateTag { release_id });
-    assert_eq!(job.max_attempts, 7);
-    let row = store.job(job.id).await.unwrap().unwrap();
-    assert_eq!(row.lane, "tag:payments-api:stg");
+    assert_eq!(
+        job.spec,
+        JobSpec::CreateTag {
+            release_id: release
+        }
+    );
+    assert_eq!(job.max_attempts, 5);
+    assert_eq!(
+        store.job(job.id).await.unwrap().unwrap().lane,
+        "tag:payments-api:stg"
+    );
 
-    let (d, r) = ticket("t-2", "PAY-2");
-    let joined = store.ingest_release(d, r, 7).await.unwrap();
-    let Ingested::Existing {
-        release_id: same,
-        delivery_id: second,
+    let joined = store
+        .ingest(ticket("t-2", "stg", "abc1234", "PAY-2"))
+        .await
+        .unwrap();
+    let Ingested::Joined {
+        release: same,
+        delivery: second,
     } = joined
     else {
         panic!("a second ticket for the commit joins: {joined:?}")
     };
-    assert_eq!(same, release_id);
+    assert_eq!(same, release);
     assert_eq!(
         store.delivery(second).await.unwrap().unwrap().outcome,
-        format!("joined open release {release_id}")
+        format!("joined open release {release}")
     );
     let events: Vec<_> = store
-        .events(release_id)
+        .events(release)
         .await
         .unwrap()
         .into_iter()
@@ -712,14 +586,48 @@ async fn a_ticket_records_its_release_delivery_event_and_job() {
         1,
         "joining makes no second tag job"
     );
-
-    let (d, r) = ticket("t-1", "PAY-1");
     assert_eq!(
-        store.ingest_release(d, r, 7).await.unwrap(),
+        store
+            .ingest(ticket("t-1", "stg", "abc1234", "PAY-1"))
+            .await
+            .unwrap(),
         Ingested::Duplicate {
-            delivery_id,
-            release_id: Some(release_id)
+            delivery,
+            release: Some(release)
         }
+    );
+}
+
+/// A plan's changes commit with the job that made them, or not at all: a release change that no
+/// longer applies (the release moved on meanwhile) writes nothing of the plan and leaves the job
+/// claimed, so its next attempt decides again.
+#[tokio::test]
+async fn a_plan_made_on_a_stale_release_writes_nothing() {
+    use hoist::core::plan::ReleaseChange;
+    let (store, _dir) = store().await;
+    let Ingested::Created { release, .. } = store
+        .ingest(ticket("t-1", "stg", "abc1234", "PAY-1"))
+        .await
+        .unwrap()
+    else {
+        panic!("a release")
+    };
+    let job = store.claim_job("w", 60_000).await.unwrap().unwrap();
+    let stale = Changes::default()
+        .release(release, ReleaseChange::DeployTriggered { event_id: None })
+        .event(release, "deploy_triggered", "never".into())
+        .job(Job::deploy(release));
+    let err = store.finish_job(&job, "done", stale).await.unwrap_err();
+    assert!(matches!(err, hoist::store::StoreError::Stale(..)), "{err}");
+    assert_eq!(
+        store.events(release).await.unwrap().len(),
+        1,
+        "no event written"
+    );
+    assert_eq!(count_jobs(&store).await, 1, "no job queued");
+    assert_eq!(
+        store.job(job.id).await.unwrap().unwrap().state,
+        JobState::Running
     );
 }
 
@@ -741,8 +649,8 @@ async fn count_jobs(store: &Store) -> i64 {
 async fn deliveries_recorded_before_the_event_time_joined_the_key_stay_duplicates() {
     let (url, _dir) = fresh_url().await;
     {
-        let pool = migrated_to(&url, 3).await;
-        let old = [
+        let old = open(&url, Some(3)).await;
+        for (source, key, body) in [
             (
                 "circleci",
                 "old-1",
@@ -755,49 +663,37 @@ async fn deliveries_recorded_before_the_event_time_joined_the_key_stay_duplicate
                 "old-4",
                 r#"{"happened_at": "2026-11-20T10:00:00.000Z"}"#,
             ),
-        ];
-        for (source, key, body) in old {
-            sqlx::query(
+        ] {
+            old.execute_sql(&format!(
                 "INSERT INTO deliveries (source, delivery_key, event, received_at, body, outcome)
-                 VALUES ($1, $2, 'old', 1, $3, 'recorded')",
-            )
-            .bind(source)
-            .bind(key)
-            .bind(body)
-            .execute(&pool)
+                 VALUES ('{source}', '{key}', 'old', 1, '{body}', 'recorded')"
+            ))
             .await
             .unwrap();
         }
-        pool.close().await;
     }
 
-    let store = Store::connect(&url, false).await.unwrap();
-    let again = |source: &'static str, key: &str, event_at: &str| NewDelivery {
-        source,
-        key: Some(key.into()),
-        event_at: event_at.into(),
-        event: "job-completed".into(),
-        client_ip: None,
-        body: "{}".into(),
+    let store = open(&url, None).await;
+    let again = |source: Source, key: &str, event_at: &str| {
+        let mut plan = build(Some(key.into()), "{}".into(), false);
+        plan.delivery.source = source;
+        plan.delivery.event_at = event_at.into();
+        plan
     };
     for (i, (source, key, event_at)) in [
-        ("circleci", "old-1", "2026-11-20T10:00:00.000Z"),
-        ("circleci", "old-2", ""),
-        ("circleci", "old-3", ""),
-        ("jira", "old-4", ""),
+        (Source::Circleci, "old-1", "2026-11-20T10:00:00.000Z"),
+        (Source::Circleci, "old-2", ""),
+        (Source::Circleci, "old-3", ""),
+        (Source::Jira, "old-4", ""),
     ]
     .into_iter()
     .enumerate()
     {
-        let answer = store
-            .ingest_delivery(again(source, key, event_at), "recorded", None, 5)
-            .await
-            .unwrap();
         assert_eq!(
-            answer,
+            store.ingest(again(source, key, event_at)).await.unwrap(),
             Ingested::Duplicate {
-                delivery_id: i as i64 + 1,
-                release_id: None
+                delivery: DeliveryId(i as i64 + 1),
+                release: None
             },
             "{key}"
         );
@@ -805,16 +701,14 @@ async fn deliveries_recorded_before_the_event_time_joined_the_key_stay_duplicate
     // The same id at another time is another event.
     assert!(matches!(
         store
-            .ingest_delivery(
-                again("circleci", "old-1", "2026-11-20T10:00:01.000Z"),
-                "recorded",
-                None,
-                5
-            )
+            .ingest(again(Source::Circleci, "old-1", "2026-11-20T10:00:01.000Z"))
             .await
             .unwrap(),
-        Ingested::Ignored { .. }
+        Ingested::Recorded { .. }
     ));
+    // The older rows read back with their times (PostgreSQL's moved to timestamptz).
+    let old = store.delivery(DeliveryId(1)).await.unwrap().unwrap();
+    assert_eq!(old.received_at, 1);
 }
 
 /// A store that already holds two running jobs of one lane (recorded before the unique index on
@@ -823,34 +717,94 @@ async fn deliveries_recorded_before_the_event_time_joined_the_key_stay_duplicate
 async fn running_jobs_sharing_a_lane_before_the_index_are_queued_again() {
     let (url, _dir) = fresh_url().await;
     {
-        let pool = migrated_to(&url, 4).await;
+        let old = open(&url, Some(4)).await;
         for lane in [
             "tag:payments-api:stg",
             "tag:payments-api:stg",
             "tag:payments-api:stg",
             "tag:payments-api:prod",
         ] {
-            sqlx::query(
+            old.execute_sql(&format!(
                 "INSERT INTO jobs (kind, lane, payload, state, attempts, max_attempts, run_at, created_at, updated_at, claimed_by, lease_until)
-                 VALUES ('handle_build', $1, '{\"kind\": \"handle_build\", \"delivery_id\": 1}', 'running', 1, 5, 1, 1, 1, 'worker-a', 9000000000000)",
-            )
-            .bind(lane)
-            .execute(&pool)
+                 VALUES ('handle_build', '{lane}', '{{\"type\": \"handle_build\", \"delivery_id\": 1}}', 'running', 1, 5, 1, 1, 1, 'worker-a', 9000000000000)"
+            ))
             .await
             .unwrap();
         }
-        pool.close().await;
     }
 
-    let store = Store::connect(&url, false).await.unwrap();
+    let store = open(&url, None).await;
     let mut states = Vec::new();
     for id in 1..=4 {
-        let job = store.job(id).await.unwrap().unwrap();
-        states.push(job.state);
+        states.push(store.job(JobId(id)).await.unwrap().unwrap().state);
     }
-    assert_eq!(states, ["running", "queued", "queued", "running"]);
+    use JobState::{Queued, Running};
+    assert_eq!(states, [Running, Queued, Queued, Running]);
     assert!(
         store.claim_job("worker-b", 60_000).await.unwrap().is_none(),
         "the queued ones wait for the running one of their lane"
+    );
+}
+
+/// A store an earlier Hoist made recorded its migrations in sqlx's table: those count as applied,
+/// and only the newer ones run, once.
+#[tokio::test]
+async fn a_store_migrated_by_sqlx_is_carried_forward() {
+    let (url, _dir) = fresh_url().await;
+    {
+        let old = open(&url, Some(5)).await;
+        old.execute_sql("DROP TABLE hoist_migrations")
+            .await
+            .unwrap();
+        old.execute_sql(
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+                 installed_on TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL,
+                 checksum BYTEA NOT NULL DEFAULT '', execution_time BIGINT NOT NULL DEFAULT 0)"
+                .replace("TIMESTAMPTZ", if url.starts_with("sqlite") { "TEXT" } else { "TIMESTAMPTZ" })
+                .replace("BYTEA", if url.starts_with("sqlite") { "BLOB" } else { "BYTEA" })
+                .as_str(),
+        )
+        .await
+        .unwrap();
+        for v in 1..=5 {
+            old.execute_sql(&format!(
+                "INSERT INTO _sqlx_migrations (version, description, success) VALUES ({v}, 'm{v}', TRUE)"
+            ))
+            .await
+            .unwrap();
+        }
+        old.execute_sql(
+            "INSERT INTO releases (project, env, repo, commit_sha, issue, status, is_open, received_at, updated_at)
+             VALUES ('payments-api', 'stg', 'payments-api', 'abc1234', 'PAY-1', 'received', 1, 1, 1)",
+        )
+        .await
+        .unwrap();
+    }
+    let store = open(&url, None).await;
+    let versions = store
+        .query_i64("SELECT COUNT(*) AS n FROM hoist_migrations")
+        .await
+        .unwrap();
+    assert_eq!(versions, 6, "five adopted, the sixth applied");
+    let r = store.release(ReleaseId(1)).await.unwrap().unwrap();
+    assert_eq!((r.issue.as_deref(), r.received_at), (Some("PAY-1"), 1));
+    // The open release still holds its commit: a ticket for it joins.
+    let joined = store
+        .ingest(ticket("t-2", "stg", "abc1234", "PAY-2"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(joined, Ingested::Joined { release, .. } if release == r.id),
+        "{joined:?}"
+    );
+    // Opening again changes nothing.
+    drop(store);
+    let again = open(&url, None).await;
+    assert_eq!(
+        again
+            .query_i64("SELECT COUNT(*) AS n FROM hoist_migrations")
+            .await
+            .unwrap(),
+        6
     );
 }

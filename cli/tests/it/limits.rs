@@ -70,7 +70,7 @@ async fn a_slow_request_head_or_an_idle_connection_is_closed() {
             "{t:?}"
         );
     }
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -83,7 +83,7 @@ async fn an_oversized_request_head_is_refused() {
     let _ = conn.write_all(head.as_bytes()).await;
     let (got, _) = read_until_closed(&mut conn, Duration::from_secs(5)).await;
     assert!(got.starts_with("HTTP/1.1 431"), "{got}");
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -100,7 +100,7 @@ async fn a_body_that_stops_arriving_gets_408() {
     assert!(got.starts_with("HTTP/1.1 408"), "{got}");
     assert!(got.contains("body_timeout"), "{got}");
     assert!(after < Duration::from_secs(3));
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -126,13 +126,13 @@ async fn connections_beyond_the_bound_wait_their_turn() {
     // Served only once the header timeout closed one of the two silent connections.
     assert!(waited >= Duration::from_millis(700), "{waited:?}");
     let _ = (first.shutdown().await, second.shutdown().await);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
 async fn the_rate_limit_allows_a_burst_then_the_rate_and_says_when_to_retry() {
     let s = stack_with(quick(), |_| {}).await;
-    let limits = s.app.config.server.limits.clone();
+    let limits = s.hoist.config.server.limits.clone();
     let client = reqwest::Client::new();
     let send = || async {
         let r = client
@@ -192,5 +192,5 @@ async fn the_rate_limit_allows_a_burst_then_the_rate_and_says_when_to_retry() {
         allowed_after_wait >= (rate / 2.0) as usize && allowed_after_wait <= most_after,
         "{allowed_after_wait}"
     );
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }

@@ -20,13 +20,21 @@ fn quick() -> StackOptions {
 }
 
 async fn tag_rows(s: &hoist_cli::stack::Stack) -> Vec<(String, String, String)> {
-    s.app
+    let project = hoist::domain::ProjectName::parse(hoist_cli::stack::PROJECT).unwrap();
+    let env = hoist::domain::EnvName::parse("stg").unwrap();
+    s.hoist
         .store
-        .known_tags(hoist_cli::stack::PROJECT, "stg")
+        .known_tags(&project, &env)
         .await
         .unwrap()
         .into_iter()
-        .map(|t| (t.name, t.commit, t.origin))
+        .map(|t| {
+            (
+                t.name.to_string(),
+                t.commit.to_string(),
+                t.origin.to_string(),
+            )
+        })
         .collect()
 }
 
@@ -85,7 +93,7 @@ async fn a_hand_pushed_tag_is_recorded_and_the_next_version_skips_it() {
         .await
         .unwrap();
     assert_eq!((r.tag.as_deref(), r.tag_reused), (Some("stg1.4.0"), true));
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -120,7 +128,7 @@ async fn the_vendors_signed_push_passes_with_its_published_secret() {
     assert!(reason.contains("nfalco79/test-repos"), "{reason}");
     assert_eq!(count(&s, "deliveries").await, 1);
     assert_eq!(count(&s, "tags").await, 0);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -142,7 +150,7 @@ async fn other_bitbucket_events_are_acknowledged_and_ignored() {
             .contains("not repo:push")
     );
     assert_eq!(count(&s, "tags").await, 0);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 /// The simulator's push body is one Hoist's parser reads back (this check lived in the
@@ -154,5 +162,5 @@ fn a_simulated_pushed_tag_parses_back() {
     let push = hoist::sources::bitbucket::parse_push(&body).unwrap();
     assert_eq!(push.repository, "acme/api");
     assert_eq!(push.tags[0].name, "stg1.2.3");
-    assert_eq!(push.tags[0].commit, hash);
+    assert_eq!(push.tags[0].commit.as_str(), hash);
 }

@@ -75,7 +75,7 @@ async fn highest_version_over_three_pages_wins_not_the_newest_by_date() {
         "{blocks}"
     );
     assert!(blocks.contains(&commit[..7]), "{blocks}");
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -108,7 +108,7 @@ async fn every_page_is_read_when_other_names_sort_above_the_family() {
         pages >= 3,
         "the first sorted page, then both pages of the full listing: {pages}"
     );
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -124,7 +124,7 @@ async fn patch_rolls_over_after_99() {
         .await
         .unwrap();
     assert_eq!(r.tag.as_deref(), Some("stg1.4.0"));
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -137,7 +137,7 @@ async fn first_release_uses_the_initial_version() {
         .await
         .unwrap();
     assert_eq!(r.tag.as_deref(), Some("stg0.0.1"));
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -168,7 +168,7 @@ async fn missing_commit_fails_the_release_and_slack_says_so() {
             .to_string()
             .contains("commit abc1234 not found in acme/payments-api")
     );
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -208,7 +208,7 @@ async fn wait_answers_with_the_tag() {
             .unwrap()
             .contains("not found")
     );
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -234,7 +234,7 @@ async fn reassigned_ticket_reuses_the_tag_and_mints_no_second_version() {
     assert!(r.tag_reused);
     assert_eq!(s.bitbucket.tags(REPO).len(), 2);
     s.settle(WAIT).await.unwrap();
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -256,7 +256,7 @@ async fn twenty_concurrent_tickets_get_twenty_consecutive_tags() {
             .wait_release(body["release"].as_i64().unwrap(), WAIT, |r| r.tag.is_some())
             .await
             .unwrap();
-        tags.push(r.tag.unwrap());
+        tags.push(r.tag.unwrap().to_string());
     }
     let elapsed = started.elapsed();
     tags.sort_by_key(|t| t.trim_start_matches("stg2.0.").parse::<u32>().unwrap());
@@ -267,7 +267,7 @@ async fn twenty_concurrent_tickets_get_twenty_consecutive_tags() {
         20.0 / elapsed.as_secs_f64()
     );
     s.settle(WAIT).await.unwrap();
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -287,7 +287,7 @@ async fn a_tag_made_between_list_and_create_is_skipped() {
     let tags = s.bitbucket.tags(REPO);
     assert!(tags.contains(&("stg1.0.1".to_string(), other)));
     assert!(tags.contains(&("stg1.0.2".to_string(), commit)));
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -303,7 +303,7 @@ async fn a_tag_an_earlier_attempt_made_on_this_commit_is_adopted() {
         .unwrap();
     assert_eq!(r.tag.as_deref(), Some("stg0.0.1"));
     assert_eq!(s.bitbucket.tags(REPO).len(), 1, "no second tag");
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -322,9 +322,9 @@ async fn bitbucket_outage_then_recovery_completes_the_release() {
     let id = body["release"].as_i64().unwrap();
     let r = s.wait_release(id, WAIT, |r| r.tag.is_some()).await.unwrap();
     assert_eq!(r.tag.as_deref(), Some("stg0.0.1"));
-    let jobs = s.app.store.jobs_for_release(id).await.unwrap();
+    let jobs = s.hoist.store.jobs_for_release(id.into()).await.unwrap();
     let tag_job = jobs.iter().find(|j| j.kind == "create_tag").unwrap();
-    assert_eq!(tag_job.state, "done");
+    assert_eq!(tag_job.state, hoist::domain::JobState::Done);
     assert!(tag_job.attempts >= 6, "attempts {}", tag_job.attempts);
     assert!(
         tag_job
@@ -333,7 +333,7 @@ async fn bitbucket_outage_then_recovery_completes_the_release() {
             .unwrap_or("")
             .contains("Bitbucket")
     );
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -355,17 +355,23 @@ async fn slack_down_never_blocks_the_release() {
     assert_eq!(r.status, ReleaseStatus::Tagged);
     s.settle(WAIT).await.unwrap();
     // The notification failed after its attempts, and is kept, visible.
-    let jobs = s.app.store.jobs_for_release(id).await.unwrap();
+    let jobs = s.hoist.store.jobs_for_release(id.into()).await.unwrap();
     let n = jobs.iter().find(|j| j.kind == "notify").unwrap();
-    assert_eq!(n.state, "failed");
+    assert_eq!(n.state, hoist::domain::JobState::Failed);
     assert_eq!(n.attempts, 3);
     // It can be retried by hand once Slack is back.
     s.slack.faults().set_outage(None);
-    assert!(s.app.store.retry_job(n.id).await.unwrap());
-    s.app.jobs_ready.notify_waiters();
+    assert!(
+        s.hoist
+            .store
+            .retry_job(n.id, hoist::core::failure::retried)
+            .await
+            .unwrap()
+    );
+    s.hoist.worker.wake.notify_waiters();
     s.settle(WAIT).await.unwrap();
     assert_eq!(s.slack.messages().len(), 1);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -389,7 +395,7 @@ async fn slack_rate_limit_is_honoured() {
         t0.elapsed() >= Duration::from_secs(1),
         "retried before Retry-After"
     );
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -406,7 +412,7 @@ async fn native_assignee_webhook_creates_the_tag_and_other_updates_are_ignored()
         .unwrap();
     // Native webhooks cannot carry the Automation token: this stack requires it, so 401.
     assert_eq!(status, 401, "{answer}");
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 
     let s = stack_with(
         StackOptions {
@@ -464,7 +470,7 @@ async fn native_assignee_webhook_creates_the_tag_and_other_updates_are_ignored()
         .await
         .unwrap();
     assert_eq!(status, 401);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -497,5 +503,5 @@ async fn releases_api_shows_the_timeline_and_jobs() {
         && j["history"][0]["outcome"] == "tag created"));
     let health = reqwest::get(format!("{}/healthz", s.url)).await.unwrap();
     assert_eq!(health.status(), 200);
-    s.stop().await.unwrap();
+    s.finish().await.unwrap();
 }

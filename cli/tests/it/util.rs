@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hoist::config::Config;
+use hoist::config::ConfigFile;
 use hoist_cli::stack::{Stack, StackOptions};
 
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -15,14 +15,16 @@ pub async fn store_url() -> Option<String> {
         .filter(|s| !s.is_empty())?;
     let name = format!("{}_{}", db_prefix(), uuid::Uuid::new_v4().simple());
     let admin = format!("{}/postgres", base.trim_end_matches('/'));
-    sqlx::any::install_default_drivers();
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
         .await
         .expect("HOIST_TEST_PG is set but PostgreSQL does not answer");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create test database");
+    drop(client);
+    let _ = connection.await;
     Some(format!("{}/{name}", base.trim_end_matches('/')))
 }
 
@@ -43,7 +45,10 @@ pub async fn stack() -> Stack {
     stack_with(StackOptions::default(), |_| {}).await
 }
 
-pub async fn stack_with(mut options: StackOptions, configure: impl FnOnce(&mut Config)) -> Stack {
+pub async fn stack_with(
+    mut options: StackOptions,
+    configure: impl FnOnce(&mut ConfigFile),
+) -> Stack {
     if options.store_url.is_none() {
         options.store_url = store_url().await;
     }
@@ -75,13 +80,10 @@ pub async fn post(
 
 /// Counts rows of a table (to prove nothing was written).
 pub async fn count(stack: &Stack, table: &str) -> i64 {
-    use sqlx::Row;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS n FROM {table}"
-    )))
-    .fetch_one(stack.app.store.pool())
-    .await
-    .unwrap()
-    .try_get("n")
-    .unwrap()
+    stack
+        .hoist
+        .store
+        .query_i64(&format!("SELECT COUNT(*) AS n FROM {table}"))
+        .await
+        .unwrap()
 }

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use hoist::domain::{JobSpec, NotifyEvent, ReleaseStatus};
+use hoist::core::job::{Job, NotifyEvent};
+use hoist::core::plan::Changes;
+use hoist::domain::ReleaseStatus;
 use hoist_cli::stack::{Stack, StackOptions};
 use hoist_sim::Fault;
 
@@ -38,19 +40,14 @@ async fn tagged_releases(poll_ms: u64, loops: usize, issues: &[&str]) -> (Stack,
 /// Queues a Slack post for each release, in one commit and without waking the worker, as
 /// another replica would.
 async fn queue_posts(s: &Stack, releases: &[i64]) {
-    let mut tx = s.app.store.begin().await.unwrap();
+    let mut changes = Changes::default();
     for id in releases {
-        let spec = JobSpec::Notify {
-            release_id: *id,
-            event: NotifyEvent::BuildFailed {
-                status: "failed".into(),
-            },
+        let event = NotifyEvent::BuildFailed {
+            status: "failed".into(),
         };
-        tx.enqueue(&spec, &format!("notify:{id}"), 3, 0)
-            .await
-            .unwrap();
+        changes = changes.job(Job::notify((*id).into(), event));
     }
-    tx.commit().await.unwrap();
+    s.hoist.store.apply(changes).await.unwrap();
 }
 
 /// Waits until Slack holds `count` messages; answers how long that took from `since`.
@@ -79,13 +76,14 @@ async fn an_idle_worker_claims_once_per_poll_whatever_its_loops() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = s.app.store.claims_made().await;
+    let before = s.hoist.store.claims_made();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let made = s.app.store.claims_made().await - before;
+    let made = s.hoist.store.claims_made() - before;
     assert!(
         (5..=30).contains(&made),
         "{made} claims in a second of idling (8 loops, a 50 ms poll)"
     );
+    s.finish().await.unwrap();
 }
 
 /// Jobs that come due together without a notification here (written by another replica, or
@@ -106,6 +104,7 @@ async fn jobs_found_by_the_poll_start_together() {
         took < Duration::from_millis(2200),
         "four one-second posts found by the poll took {took:?}: they started one per poll"
     );
+    s.finish().await.unwrap();
 }
 
 /// A loop running a job holds no claim on wake-ups: a job enqueued while one loop is busy with a
@@ -121,7 +120,7 @@ async fn a_busy_loop_does_not_keep_a_wake_up_from_an_idle_one() {
         .faults()
         .push(Fault::Delay(Duration::from_secs(4)), 1);
     queue_posts(&s, &releases[..1]).await;
-    s.app.jobs_ready.notify_one();
+    s.hoist.worker.wake.notify_one();
     while s.slack.request_count() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -130,10 +129,11 @@ async fn a_busy_loop_does_not_keep_a_wake_up_from_an_idle_one() {
     // Enqueued and announced, as ingest does.
     let started = Instant::now();
     queue_posts(&s, &releases[1..]).await;
-    s.app.jobs_ready.notify_one();
+    s.hoist.worker.wake.notify_one();
     let took = slack_holds(&s, posted + 1, started).await;
     assert!(
         took < Duration::from_millis(2000),
         "a job enqueued beside a busy loop took {took:?}: it waited for the busy loop"
     );
+    s.finish().await.unwrap();
 }

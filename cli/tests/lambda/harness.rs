@@ -234,14 +234,17 @@ async fn pg_database() -> Option<String> {
         })
         .unwrap_or_else(|| "hoist_test".into());
     let name = format!("{prefix}_lambda_{}", uuid::Uuid::new_v4().simple());
-    sqlx::any::install_default_drivers();
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("{base}/postgres"))
-        .await
-        .expect("HOIST_TEST_PG is set but PostgreSQL does not answer");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
+    let (client, connection) =
+        tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls)
+            .await
+            .expect("HOIST_TEST_PG is set but PostgreSQL does not answer");
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create test database");
+    drop(client);
+    let _ = connection.await;
     Some(format!("{base}/{name}"))
 }
 

@@ -379,10 +379,10 @@ async fn secrets_never_appear_in_logs_answers_or_output() {
         let s = secrets.stack().await;
         full_pass(&s, &secrets, &mut answers).await;
         bad_requests(&s, &secrets, &mut answers).await;
-        debug_views.push(format!("{:?}", s.app.config));
+        debug_views.push(format!("{:?}", s.hoist.config));
         debug_views.extend(check_config_outputs(&secrets));
         everything_secret.extend(secrets.all());
-        s.stop().await.unwrap();
+        s.finish().await.unwrap();
     }
     let logs = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
     let lines = logs.lines().count();

@@ -41,7 +41,7 @@ fn options(store_url: Option<String>) -> StackOptions {
 }
 
 /// Every request of the bench comes from one address: the per-client rate limit is off.
-fn unlimited(c: &mut hoist::config::Config) {
+fn unlimited(c: &mut hoist::config::ConfigFile) {
     c.server.limits.rate_per_second = 0;
 }
 
@@ -406,32 +406,30 @@ struct Pg {
 }
 
 impl Pg {
-    async fn admin(&self) -> anyhow::Result<sqlx::AnyConnection> {
-        sqlx::any::install_default_drivers();
-        Ok(
-            <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("{}/postgres", self.base))
-                .await?,
-        )
+    async fn admin(&self) -> anyhow::Result<tokio_postgres::Client> {
+        let (client, connection) =
+            tokio_postgres::connect(&format!("{}/postgres", self.base), tokio_postgres::NoTls)
+                .await?;
+        tokio::spawn(connection);
+        Ok(client)
     }
 
     async fn fresh(&mut self) -> anyhow::Result<String> {
         let name = format!("hoist_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = self.admin().await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
+        self.admin()
+            .await?
+            .batch_execute(&format!("CREATE DATABASE {name}"))
             .await?;
         self.made.push(name.clone());
         Ok(format!("{}/{name}", self.base))
     }
 
     async fn drop_all(&mut self) -> anyhow::Result<()> {
-        let mut conn = self.admin().await?;
+        let admin = self.admin().await?;
         for name in self.made.drain(..) {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut conn)
-            .await?;
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await?;
         }
         Ok(())
     }
@@ -514,11 +512,12 @@ async fn remote(url: &str, delay: Duration) -> anyhow::Result<String> {
     url.set_host(Some("127.0.0.1"))?;
     url.set_port(Some(relay.port()))
         .map_err(|()| anyhow::anyhow!("cannot set the relay's port"))?;
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url.as_str()).await?;
+    let (client, connection) = tokio_postgres::connect(url.as_str(), tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
     let mut rtts = Vec::new();
     for _ in 0..20 {
         let at = Instant::now();
-        sqlx::query("SELECT 1").execute(&mut conn).await?;
+        client.batch_execute("SELECT 1").await?;
         rtts.push(at.elapsed());
     }
     rtts.sort();

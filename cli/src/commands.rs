@@ -1,0 +1,158 @@
+//! Each subcommand, a short function over the `hoist` library.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use hoist::clients::Clients;
+use hoist::config::{Config, ConfigFile};
+use hoist::core::{failure, tag};
+use hoist::domain::{DeliveryId, JobId, ReleaseId};
+use hoist::report;
+use hoist::server::store_options;
+use hoist::store::Store;
+
+use crate::print;
+
+fn load(path: &Path) -> anyhow::Result<Config> {
+    Ok(Config::load(path)?)
+}
+
+pub async fn serve(path: &Path) -> anyhow::Result<()> {
+    hoist::server::serve(load(path)?).await
+}
+
+pub fn check_config(path: &Path) -> ExitCode {
+    let (mut file, mut problems) = match ConfigFile::load(path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    file.apply_env_overrides();
+    let config = Config::from_file(&file);
+    if let Err(more) = &config {
+        problems.extend(more.iter().cloned());
+    }
+    match config {
+        Ok(config) if problems.is_empty() => {
+            println!(
+                "{}: ok ({} project(s), {} environment(s))",
+                path.display(),
+                config.projects.len(),
+                config
+                    .projects
+                    .iter()
+                    .map(|p| p.environments.len())
+                    .sum::<usize>()
+            );
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{}: {} problem(s)", path.display(), problems.len());
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn next_tag(path: &Path, project: &str, env: Option<&str>) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let p = config
+        .project(project)
+        .with_context(|| format!("no project `{project}` in the configuration"))?;
+    let env = p.env(env).map_err(anyhow::Error::msg)?;
+    let clients = Clients::new(&config);
+    let tags = clients
+        .bitbucket
+        .tags(&p.repo, env.scheme.filter_text())
+        .await?;
+    let members = tags
+        .iter()
+        .filter(|t| env.scheme.parse_tag(&t.name).is_some())
+        .count();
+    let alloc = tag::Allocator::new(&tags, &[]).next(env);
+    println!("{}", alloc.tag);
+    println!(
+        "why: {} ({} tag(s) listed in {}/{}, {members} of the family; dry run, nothing created)",
+        alloc.reason,
+        tags.len(),
+        config.bitbucket.workspace,
+        p.repo
+    );
+    Ok(())
+}
+
+/// The store the configuration names, without checking the rest of it (its secrets need not be
+/// set to read history or queue a job again).
+async fn open_store(path: &Path) -> anyhow::Result<Store> {
+    let (mut file, _) = ConfigFile::load(path)?;
+    file.apply_env_overrides();
+    let options = hoist::store::Options {
+        url: file.store.url.clone(),
+        fsync: file.store.fsync,
+        max_attempts: file.worker.retry.max_attempts,
+        schema: None,
+    };
+    Ok(Store::connect(&options).await?)
+}
+
+pub async fn releases(path: &Path, limit: i64, id: Option<i64>, json: bool) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let store = Store::connect(&store_options(&config)).await?;
+    if let Some(id) = id {
+        let r = store
+            .release(ReleaseId(id))
+            .await?
+            .with_context(|| format!("no release {id}"))?;
+        let detail = report::detail(&store, &r).await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&detail)?);
+        } else {
+            print::release_detail(&detail);
+        }
+        return Ok(());
+    }
+    let list = store.releases(limit, None).await?;
+    if json {
+        let v: Vec<_> = list.iter().map(report::summary).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print::releases(&list);
+    }
+    Ok(())
+}
+
+pub async fn replay(path: &Path, delivery: i64) -> anyhow::Result<()> {
+    let store = open_store(path).await?;
+    let d = store
+        .delivery(DeliveryId(delivery))
+        .await?
+        .with_context(|| format!("no delivery {delivery}"))?;
+    match store.replay(d.id, failure::replay).await? {
+        Some(job) => println!(
+            "delivery {delivery} ({} {}) queued again as job {job}; a running `hoist serve` picks it up",
+            d.source, d.event
+        ),
+        None => bail!(
+            "delivery {delivery} ({} {}) has nothing to replay",
+            d.source,
+            d.event
+        ),
+    }
+    Ok(())
+}
+
+pub async fn retry(path: &Path, job: i64) -> anyhow::Result<()> {
+    let store = open_store(path).await?;
+    if store.retry_job(JobId(job), failure::retried).await? {
+        println!("job {job} queued again; a running `hoist serve` picks it up");
+        Ok(())
+    } else {
+        bail!("job {job} does not exist or has not failed")
+    }
+}

@@ -1,0 +1,89 @@
+//! Tables and timelines for a terminal.
+
+use hoist::core::notify::dur;
+use hoist::domain::Release;
+
+/// Releases as a table, with the median lead time of those deployed.
+pub fn releases(list: &[Release]) {
+    println!(
+        "{:>5}  {:<20} {:<16} {:<6} {:<10} {:<14} {:<18} {:>10}",
+        "ID", "RECEIVED", "PROJECT", "ENV", "ISSUE", "TAG", "STATUS", "LEAD TIME"
+    );
+    for r in list {
+        println!(
+            "{:>5}  {:<20} {:<16} {:<6} {:<10} {:<14} {:<18} {:>10}",
+            r.id,
+            chrono::DateTime::from_timestamp_millis(r.received_at)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default(),
+            r.project,
+            r.env,
+            r.issue.as_deref().unwrap_or("-"),
+            r.tag.as_ref().map(|t| t.as_str()).unwrap_or("-"),
+            r.status.as_str(),
+            r.lead_time_ms().map(dur).unwrap_or_else(|| "-".into())
+        );
+    }
+    let mut leads: Vec<i64> = list.iter().filter_map(|r| r.lead_time_ms()).collect();
+    if !leads.is_empty() {
+        leads.sort_unstable();
+        println!(
+            "{} deployed; median lead time {}",
+            leads.len(),
+            dur(leads[leads.len() / 2])
+        );
+    }
+}
+
+/// One release's view ([`hoist::report::detail`]): its facts, timeline, lead time and jobs.
+pub fn release_detail(v: &serde_json::Value) {
+    let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+    println!(
+        "release {} · {} ({}) · issue {} · commit {} · tag {} · {}",
+        v["id"],
+        s("project"),
+        s("env"),
+        s("issue"),
+        s("commit"),
+        s("tag"),
+        s("status")
+    );
+    if let Some(e) = v["error"].as_str() {
+        println!("error: {e}");
+    }
+    println!("timeline:");
+    for step in v["timeline"].as_array().into_iter().flatten() {
+        let at = step["at"].as_str().unwrap_or("-");
+        let after = step["after_ms"]
+            .as_i64()
+            .map(|ms| format!("+{}", dur(ms)))
+            .unwrap_or_default();
+        println!(
+            "  {:<18} {:<26} {}",
+            step["step"].as_str().unwrap_or(""),
+            at,
+            after
+        );
+    }
+    if let Some(ms) = v["lead_time_ms"].as_i64() {
+        println!(
+            "lead time (ticket received -> deploy triggered): {}",
+            dur(ms)
+        );
+    }
+    println!("jobs:");
+    for j in v["jobs"].as_array().into_iter().flatten() {
+        println!(
+            "  #{:<4} {:<12} {:<8} attempts {}/{}{}",
+            j["id"],
+            j["kind"].as_str().unwrap_or(""),
+            j["state"].as_str().unwrap_or(""),
+            j["attempts"],
+            j["max_attempts"],
+            j["last_error"]
+                .as_str()
+                .map(|e| format!("  last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+}

@@ -1,0 +1,364 @@
+//! The configuration file as written (SPEC 6): the TOML's shape, with its defaults. Nothing here is
+//! checked beyond TOML types; [`super::Config::from_file`] parses these values into the ones Hoist
+//! runs with and reports every problem with its location.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+pub use super::lambda::LambdaConfig;
+pub use super::limits::LimitsConfig;
+pub use super::secret::SecretRef;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    pub bitbucket: Option<BitbucketConfig>,
+    pub spinnaker: Option<SpinnakerConfig>,
+    pub slack: Option<SlackConfig>,
+    #[serde(default)]
+    pub jira: JiraConfig,
+    #[serde(default)]
+    pub sources: SourcesConfig,
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    /// Only read by `hoist lambda`.
+    #[serde(default)]
+    pub lambda: LambdaConfig,
+    #[serde(default)]
+    pub projects: Vec<ProjectConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Bearer token required by `/api/...`. Without it the API answers only loopback callers.
+    pub api_token: Option<SecretRef>,
+    /// Body size, JSON shape, rate, concurrency and timeouts.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            api_token: None,
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreConfig {
+    #[serde(default = "default_store_url")]
+    pub url: String,
+    /// `true`: SQLite fsyncs every commit (durable against power loss). Default: durable against
+    /// a process crash (WAL, synchronous=NORMAL).
+    #[serde(default)]
+    pub fsync: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: default_store_url(),
+            fsync: false,
+        }
+    }
+}
+
+fn default_store_url() -> String {
+    "sqlite://hoist.db".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BitbucketConfig {
+    #[serde(default = "default_bitbucket_url")]
+    pub base_url: String,
+    pub workspace: String,
+    pub auth: BitbucketAuthConfig,
+    /// Web address for links in messages.
+    #[serde(default = "default_bitbucket_web")]
+    pub web_url: String,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_bitbucket_web() -> String {
+    "https://bitbucket.org".into()
+}
+
+fn default_bitbucket_url() -> String {
+    "https://api.bitbucket.org/2.0".into()
+}
+
+fn default_timeout() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BitbucketAuthConfig {
+    Bearer(SecretRef),
+    Basic { user: String, password: SecretRef },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SpinnakerConfig {
+    pub gate_url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, SecretRef>,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SlackConfig {
+    pub webhook_url: Option<SecretRef>,
+    pub bot_token: Option<SecretRef>,
+    pub channel: Option<String>,
+    #[serde(default = "default_slack_api")]
+    pub api_url: String,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_slack_api() -> String {
+    "https://slack.com/api".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct JiraConfig {
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct SourcesConfig {
+    #[serde(default)]
+    pub jira: JiraSourceConfig,
+    #[serde(default)]
+    pub circleci: SourceAuthConfig,
+    #[serde(default)]
+    pub bitbucket: SourceAuthConfig,
+}
+
+/// Checks shared by every inbound source.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct SourceAuthConfig {
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
+    /// HMAC secret for signed webhooks.
+    pub secret: Option<SecretRef>,
+    /// Where the signature comes: `X-Hub-Signature` (Bitbucket, Jira; the default) or
+    /// `X-Hub-Signature-256` (GitHub's name for the same format). CircleCI always uses
+    /// `circleci-signature`.
+    pub signature_header: Option<String>,
+    pub token_header: Option<String>,
+    pub token: Option<SecretRef>,
+    /// Which of the configured credentials (signature, token) a request must carry.
+    #[serde(default)]
+    pub require: Require,
+}
+
+/// How a source's credentials combine. The allowlist, when set, always applies as well.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Require {
+    /// At least one configured credential, and every credential presented must be valid. Suits
+    /// `sources.jira`, where Automation rules send a token and admin webhooks a signature.
+    #[default]
+    Any,
+    /// Every configured credential (signature and token).
+    All,
+    /// No credential: the allowlist alone decides. Refused unless `allow_ips` is set.
+    #[serde(rename = "none")]
+    Nothing,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct JiraSourceConfig {
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
+    pub secret: Option<SecretRef>,
+    pub signature_header: Option<String>,
+    pub token_header: Option<String>,
+    pub token: Option<SecretRef>,
+    #[serde(default)]
+    pub require: Require,
+    #[serde(default)]
+    pub fields: AutomationFields,
+    #[serde(default)]
+    pub issue_fields: IssueFields,
+}
+
+impl JiraSourceConfig {
+    pub fn auth(&self) -> SourceAuthConfig {
+        SourceAuthConfig {
+            allow_ips: self.allow_ips.clone(),
+            secret: self.secret.clone(),
+            signature_header: self.signature_header.clone(),
+            token_header: self.token_header.clone(),
+            token: self.token.clone(),
+            require: self.require,
+        }
+    }
+}
+
+/// JSON pointers into a Jira Automation "Send web request" body.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AutomationFields {
+    #[serde(default = "ptr_repo")]
+    pub repo: String,
+    #[serde(default = "ptr_commit")]
+    pub commit: String,
+    #[serde(default = "ptr_issue")]
+    pub issue: String,
+    #[serde(default = "ptr_env")]
+    pub env: String,
+}
+
+impl Default for AutomationFields {
+    fn default() -> Self {
+        Self {
+            repo: ptr_repo(),
+            commit: ptr_commit(),
+            issue: ptr_issue(),
+            env: ptr_env(),
+        }
+    }
+}
+
+fn ptr_repo() -> String {
+    "/repo".into()
+}
+fn ptr_commit() -> String {
+    "/commit".into()
+}
+fn ptr_issue() -> String {
+    "/issue".into()
+}
+fn ptr_env() -> String {
+    "/env".into()
+}
+
+/// JSON pointers into a native webhook's `issue` object.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct IssueFields {
+    pub repo: Option<String>,
+    pub commit: Option<String>,
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerConfig {
+    /// Jobs run at once by one process.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// A claimed job whose runner is silent this long is taken over by another.
+    #[serde(default = "default_lease")]
+    pub lease_secs: u64,
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: default_concurrency(),
+            lease_secs: default_lease(),
+            poll_ms: default_poll_ms(),
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+fn default_lease() -> u64 {
+    60
+}
+fn default_poll_ms() -> u64 {
+    250
+}
+
+/// Retry schedule of failed job attempts: exponential backoff with full jitter.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetryConfig {
+    #[serde(default = "default_retry_base")]
+    pub base_ms: u64,
+    #[serde(default = "default_retry_max")]
+    pub max_delay_ms: u64,
+    #[serde(default = "default_retry_attempts")]
+    pub max_attempts: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            base_ms: default_retry_base(),
+            max_delay_ms: default_retry_max(),
+            max_attempts: default_retry_attempts(),
+        }
+    }
+}
+
+fn default_retry_base() -> u64 {
+    1_000
+}
+fn default_retry_max() -> u64 {
+    600_000
+}
+fn default_retry_attempts() -> u32 {
+    25
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectConfig {
+    pub name: String,
+    pub repo: String,
+    pub circleci_project: Option<String>,
+    pub build_job: Option<String>,
+    pub build_workflow: Option<String>,
+    pub default_env: Option<String>,
+    #[serde(default)]
+    pub environments: BTreeMap<String, EnvConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EnvConfig {
+    pub tag: String,
+    /// Which part a release bumps: `patch` (default), `minor` or `major`.
+    #[serde(default)]
+    pub bump: crate::domain::Bump,
+    pub patch_rollover: Option<u64>,
+    #[serde(default = "default_initial")]
+    pub initial_version: String,
+    pub spinnaker_source: Option<String>,
+    #[serde(default = "default_parameters")]
+    pub parameters: BTreeMap<String, String>,
+}
+
+fn default_initial() -> String {
+    "0.0.1".into()
+}
+
+fn default_parameters() -> BTreeMap<String, String> {
+    BTreeMap::from([("tag".to_string(), "{tag}".to_string())])
+}

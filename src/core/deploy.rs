@@ -1,0 +1,101 @@
+//! Deploy (SPEC 3.2): the Spinnaker trigger's parameters, and what is recorded once Gate accepted
+//! it.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Config, Environment};
+use crate::domain::{Release, ReleaseStatus};
+
+use super::job::NotifyEvent;
+use super::notify_job;
+use super::plan::{Changes, ReleaseChange};
+
+/// Whether the release is waiting for its trigger (an earlier attempt may have sent it already).
+pub fn ready(r: &Release) -> bool {
+    r.status == ReleaseStatus::Built
+}
+
+/// The trigger's `parameters`: the environment's templates over the release's facts.
+pub fn parameters(r: &Release, env: &Environment) -> BTreeMap<String, String> {
+    let commit = r.best_commit();
+    let value = |name: &str| -> String {
+        match name {
+            "tag" => r.tag.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+            "version" => r.version.map(|v| v.to_string()).unwrap_or_default(),
+            "commit" => commit.to_string(),
+            "short_commit" => commit.short().to_string(),
+            "repo" => r.repo.clone(),
+            "project" => r.project.to_string(),
+            "env" => r.env.to_string(),
+            "issue" => r.issue.clone().unwrap_or_default(),
+            "build_url" => r.build_url.clone().unwrap_or_default(),
+            _ => String::new(),
+        }
+    };
+    env.parameters
+        .iter()
+        .map(|(key, template)| (key.clone(), template.render(value)))
+        .collect()
+}
+
+/// Gate accepted the trigger for `source`, answering `event_id`.
+pub fn triggered(
+    config: &Config,
+    r: &Release,
+    source: &str,
+    event_id: Option<&str>,
+    now: i64,
+) -> Changes {
+    let step_ms = now - r.built_at.unwrap_or(r.received_at);
+    Changes::default()
+        .release(
+            r.id,
+            ReleaseChange::DeployTriggered {
+                event_id: event_id.map(str::to_string),
+            },
+        )
+        .event(
+            r.id,
+            "deploy_triggered",
+            format!(
+                "Spinnaker trigger `{source}` accepted {} (event {})",
+                r.tag.as_ref().map(|t| t.as_str()).unwrap_or(""),
+                event_id.unwrap_or("-")
+            ),
+        )
+        .maybe_job(notify_job(
+            config,
+            r.id,
+            NotifyEvent::DeployTriggered { step_ms },
+        ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::testing::release;
+    use crate::domain::{Bump, EnvName, TagScheme, Template, Version};
+
+    #[test]
+    fn parameters_render_the_release_facts() {
+        let env = Environment {
+            name: EnvName::parse("stg").unwrap(),
+            scheme: TagScheme::new("stg{major}.{minor}.{patch}", Bump::Patch, None).unwrap(),
+            initial: Version::new(0, 0, 1),
+            spinnaker_source: Some("payments-api-stg".into()),
+            parameters: [
+                ("tag", "{tag}"),
+                (
+                    "label",
+                    "{project}/{env} {short_commit} for {issue}{build_url}",
+                ),
+            ]
+            .into_iter()
+            .map(|(k, t)| (k.to_string(), Template::parse(t).unwrap()))
+            .collect(),
+        };
+        let p = parameters(&release(), &env);
+        assert_eq!(p["tag"], "stg1.4.0");
+        assert_eq!(p["label"], "payments-api/stg abc1234 for PAY-1");
+    }
+}

@@ -1,0 +1,205 @@
+//! Jobs: the outbound steps the worker runs, and the lanes that keep related ones in order.
+//!
+//! Jobs carry ids, not copies of data: a job reads the current state when it runs, so a retried job
+//! acts on what is true then. Every job belongs to a [`Lane`]; jobs of one lane run one at a time,
+//! in the order they were enqueued, on one replica or many.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{DeliveryId, EnvName, ProjectName, ReleaseId};
+
+/// What a Slack message reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum NotifyEvent {
+    Tagged { step_ms: i64 },
+    TagReused { step_ms: i64 },
+    Failed { step: String, error: String },
+    BuildSucceeded { step_ms: i64 },
+    BuildFailed { status: String },
+    DeployTriggered { step_ms: i64 },
+}
+
+/// One outbound step, as the queue stores it (its JSON is the job's payload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JobSpec {
+    /// Verify the commit, then reuse or allocate and create the tag.
+    CreateTag { release_id: ReleaseId },
+    /// A CircleCI build finished: find the release for its commit and record the outcome.
+    HandleBuild { delivery_id: DeliveryId },
+    /// Send the Spinnaker trigger.
+    Deploy { release_id: ReleaseId },
+    /// Tell Slack.
+    Notify {
+        release_id: ReleaseId,
+        #[serde(flatten)]
+        event: NotifyEvent,
+    },
+}
+
+impl JobSpec {
+    /// The job's kind as the queue lists it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::CreateTag { .. } => "create_tag",
+            Self::HandleBuild { .. } => "handle_build",
+            Self::Deploy { .. } => "deploy",
+            Self::Notify { .. } => "notify",
+        }
+    }
+
+    /// The release the job works on, when it is known before it runs.
+    pub fn release(&self) -> Option<ReleaseId> {
+        match self {
+            Self::CreateTag { release_id }
+            | Self::Deploy { release_id }
+            | Self::Notify { release_id, .. } => Some(*release_id),
+            Self::HandleBuild { .. } => None,
+        }
+    }
+}
+
+/// Jobs that must not run at the same time, nor out of order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Tag creation for one project and environment: concurrent tickets get consecutive versions,
+    /// one at a time.
+    Tag { project: ProjectName, env: EnvName },
+    /// One build event's handling.
+    Build(DeliveryId),
+    /// One release's deploy trigger.
+    Deploy(ReleaseId),
+    /// One release's Slack messages, in order, so that the first is the thread's root.
+    Notify(ReleaseId),
+}
+
+impl fmt::Display for Lane {
+    /// The lane as the queue stores it (project and environment names hold no `:`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tag { project, env } => write!(f, "tag:{project}:{env}"),
+            Self::Build(delivery) => write!(f, "build:{delivery}"),
+            Self::Deploy(release) => write!(f, "deploy:{release}"),
+            Self::Notify(release) => write!(f, "notify:{release}"),
+        }
+    }
+}
+
+/// A job to enqueue: what it does and the lane it waits in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub spec: JobSpec,
+    pub lane: Lane,
+}
+
+impl Job {
+    pub fn create_tag(release_id: ReleaseId, project: &ProjectName, env: &EnvName) -> Self {
+        Self {
+            spec: JobSpec::CreateTag { release_id },
+            lane: Lane::Tag {
+                project: project.clone(),
+                env: env.clone(),
+            },
+        }
+    }
+
+    pub fn handle_build(delivery_id: DeliveryId) -> Self {
+        Self {
+            spec: JobSpec::HandleBuild { delivery_id },
+            lane: Lane::Build(delivery_id),
+        }
+    }
+
+    pub fn deploy(release_id: ReleaseId) -> Self {
+        Self {
+            spec: JobSpec::Deploy { release_id },
+            lane: Lane::Deploy(release_id),
+        }
+    }
+
+    pub fn notify(release_id: ReleaseId, event: NotifyEvent) -> Self {
+        Self {
+            spec: JobSpec::Notify { release_id, event },
+            lane: Lane::Notify(release_id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_payloads_keep_their_shape() {
+        // Payloads written by earlier versions must still parse: jobs outlive upgrades.
+        let cases = [
+            (
+                r#"{"type":"create_tag","release_id":3}"#,
+                JobSpec::CreateTag {
+                    release_id: ReleaseId(3),
+                },
+            ),
+            (
+                r#"{"type":"handle_build","delivery_id":9}"#,
+                JobSpec::HandleBuild {
+                    delivery_id: DeliveryId(9),
+                },
+            ),
+            (
+                r#"{"type":"deploy","release_id":3}"#,
+                JobSpec::Deploy {
+                    release_id: ReleaseId(3),
+                },
+            ),
+            (
+                r#"{"type":"notify","release_id":3,"event":"tagged","step_ms":12}"#,
+                JobSpec::Notify {
+                    release_id: ReleaseId(3),
+                    event: NotifyEvent::Tagged { step_ms: 12 },
+                },
+            ),
+        ];
+        for (json, spec) in cases {
+            assert_eq!(
+                serde_json::from_str::<JobSpec>(json).unwrap(),
+                spec,
+                "{json}"
+            );
+            assert_eq!(serde_json::to_string(&spec).unwrap(), json);
+        }
+    }
+
+    #[test]
+    fn lanes_as_stored() {
+        let p = ProjectName::parse("payments-api").unwrap();
+        let e = EnvName::parse("stg").unwrap();
+        let table = [
+            (
+                Job::create_tag(ReleaseId(1), &p, &e),
+                "tag:payments-api:stg",
+            ),
+            (Job::handle_build(DeliveryId(7)), "build:7"),
+            (Job::deploy(ReleaseId(1)), "deploy:1"),
+            (
+                Job::notify(ReleaseId(1), NotifyEvent::Tagged { step_ms: 1 }),
+                "notify:1",
+            ),
+        ];
+        for (job, lane) in table {
+            assert_eq!(job.lane.to_string(), lane);
+        }
+        // Every release of a project and environment shares one tag lane; other lanes are per
+        // release or per delivery.
+        assert_eq!(
+            Job::create_tag(ReleaseId(1), &p, &e).lane,
+            Job::create_tag(ReleaseId(2), &p, &e).lane
+        );
+        assert_ne!(
+            Job::deploy(ReleaseId(1)).lane,
+            Job::deploy(ReleaseId(2)).lane
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! The decision core: what happens next, decided without doing anything.
+//!
+//! Given an inbound event and the configuration, [`inbound`] returns what to record and what it
+//! starts; given a job's inputs (the release as stored, what a vendor answered), the job's module
+//! returns the [`plan::Changes`] to write: release changes, timeline lines, tags, follow-up jobs in
+//! their [`job::Lane`]s. Nothing here does I/O, reads a clock or knows a vendor's format: the
+//! HTTP layer, the worker and the store carry the plans out, so every rule here is tested with
+//! plain values.
+
+pub mod build;
+pub mod deploy;
+pub mod failure;
+pub mod inbound;
+pub mod job;
+pub mod notify;
+pub mod plan;
+pub mod tag;
+#[cfg(test)]
+mod testing;
+
+use crate::config::Config;
+use crate::domain::ReleaseId;
+use job::{Job, NotifyEvent};
+
+/// A Slack message about a release, when Slack is configured.
+pub fn notify_job(config: &Config, release: ReleaseId, event: NotifyEvent) -> Option<Job> {
+    config.slack.is_some().then(|| Job::notify(release, event))
+}

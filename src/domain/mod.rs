@@ -1,0 +1,29 @@
+//! The vocabulary every layer shares: ids, names, commits, versions and tag schemes, parameter
+//! templates, and the records Hoist keeps. The types here hold only valid values: a string is
+//! parsed into one of them once, at the edge where it arrives (configuration, a webhook, a vendor's
+//! answer, a stored row), and travels as that type afterwards.
+
+mod commit;
+mod ids;
+mod names;
+mod records;
+mod template;
+mod version;
+
+pub use commit::{CommitSha, short_sha};
+pub use ids::{DeliveryId, JobId, ReleaseId};
+pub use names::{EnvName, NameError, ProjectName, TagName};
+pub use records::{
+    Delivery, DeliveryKey, JobAttempt, JobRecord, JobState, KnownTag, NewDelivery, NewRelease,
+    Release, ReleaseEvent, ReleaseStatus, RepoTag, Source, TagOrigin,
+};
+pub use template::{NAMES as TEMPLATE_NAMES, Template};
+pub use version::{Allocation, Bump, SchemeError, TagScheme, Version};
+
+/// Milliseconds since the Unix epoch, the unit of every time Hoist records.
+pub type Millis = i64;
+
+/// The current time in [`Millis`].
+pub fn now_ms() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}

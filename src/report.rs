@@ -1,0 +1,80 @@
+//! How a release reads: the JSON that `GET /api/releases`, `hoist releases` and the demo show.
+//! One view, built here from the store's records, so every place shows the same fields.
+
+use serde_json::{Value, json};
+
+use crate::domain::{JobState, Millis, Release};
+use crate::store::{Result, Store};
+
+/// RFC 3339 (UTC, milliseconds) from store time.
+pub fn rfc3339(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// The steps of a release with their times, in order.
+pub fn timeline(r: &Release) -> Vec<Value> {
+    [
+        ("received", Some(r.received_at)),
+        ("commit_verified", r.commit_verified_at),
+        ("tagged", r.tagged_at),
+        ("built", r.built_at),
+        ("deploy_triggered", r.deploy_triggered_at),
+    ]
+    .iter()
+    .map(|(step, at)| {
+        json!({"step": step, "at": at.map(rfc3339), "after_ms": at.map(|t| t - r.received_at)})
+    })
+    .collect()
+}
+
+/// A release's own fields.
+pub fn summary(r: &Release) -> Value {
+    json!({
+        "id": r.id, "project": r.project, "env": r.env, "repo": r.repo, "issue": r.issue,
+        "commit": r.best_commit(), "status": r.status, "tag": r.tag,
+        "version": r.version.map(|v| v.to_string()), "tag_reused": r.tag_reused,
+        "build_status": r.build_status, "build_url": r.build_url, "deploy_event_id": r.deploy_event_id,
+        "error": r.error,
+        "received_at": rfc3339(r.received_at), "commit_verified_at": r.commit_verified_at.map(rfc3339),
+        "tagged_at": r.tagged_at.map(rfc3339), "built_at": r.built_at.map(rfc3339),
+        "deploy_triggered_at": r.deploy_triggered_at.map(rfc3339), "finished_at": r.finished_at.map(rfc3339),
+        "lead_time_ms": r.lead_time_ms(),
+    })
+}
+
+/// A release with its timeline, its events, and its jobs with every attempt.
+pub async fn detail(store: &Store, r: &Release) -> Result<Value> {
+    let events = store.events(r.id).await?;
+    let mut jobs = Vec::new();
+    for j in store.jobs_for_release(r.id).await? {
+        let attempts: Vec<Value> = store
+            .job_attempts(j.id)
+            .await?
+            .iter()
+            .map(|a| {
+                json!({
+                    "attempt": a.attempt, "started_at": rfc3339(a.started_at),
+                    "finished_at": a.finished_at.map(rfc3339), "outcome": a.outcome, "error": a.error,
+                })
+            })
+            .collect();
+        jobs.push(json!({
+            "id": j.id, "kind": j.kind, "state": j.state, "attempts": j.attempts, "max_attempts": j.max_attempts,
+            "last_error": j.last_error, "created_at": rfc3339(j.created_at),
+            "next_run_at": (j.state == JobState::Queued).then(|| rfc3339(j.run_at)),
+            "finished_at": j.finished_at.map(rfc3339), "history": attempts,
+        }));
+    }
+    let mut v = summary(r);
+    v["timeline"] = json!(timeline(r));
+    v["events"] = json!(
+        events
+            .iter()
+            .map(|e| json!({"at": rfc3339(e.at), "step": e.step, "message": e.message}))
+            .collect::<Vec<_>>()
+    );
+    v["jobs"] = json!(jobs);
+    Ok(v)
+}
