@@ -1,6 +1,6 @@
 //! Ticket -> tag (SPEC 3.1): which tag a release gets, and what is recorded once it has it.
 //!
-//! The job ([`crate::worker`]) asks the repository and the store; the decisions are here: a commit
+//! The worker's tag job asks the repository and the store; the decisions are here: a commit
 //! that already carries a tag of its environment's family keeps it (Hoist's own record first, then
 //! the repository's listing), else the next version after the highest of every tag of the family.
 

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-use super::auth::AuthError;
+use super::refusal::AuthError;
 
 /// Most `X-Forwarded-For` hops read; a longer chain is cut from the left (the client's side,
 /// which is the part a caller can invent anyway).

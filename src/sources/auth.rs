@@ -7,18 +7,10 @@
 use std::net::IpAddr;
 
 pub use super::address::{canonical, check_ip, client_ip};
+pub use super::refusal::AuthError;
 pub use super::signature::{SignatureFormat, sign_hex, verify_circleci, verify_hub};
 pub use crate::config::SourceAuth as SourceChecks;
 use crate::config::{Require, Secret};
-
-/// Why a caller was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    #[error("source address {0} is not allowed")]
-    Forbidden(IpAddr),
-    #[error("{0}")]
-    Unauthorized(String),
-}
 
 /// A credential header as the request carried it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,7 @@ pub struct BuildEvent {
     pub id: String,
     /// When CircleCI says the event happened (`happened_at`, ISO 8601), as sent: the same on
     /// every delivery of the event. Stored beside the key so the key's index grows at its end
-    /// ([`crate::store::NewDelivery::event_at`]); `None` when absent, empty or over 64 bytes.
+    /// ([`crate::domain::NewDelivery::event_at`]); `None` when absent, empty or over 64 bytes.
     pub happened_at: Option<String>,
     pub kind: BuildKind,
     pub project_slug: Option<String>,

@@ -8,6 +8,7 @@ pub mod circleci;
 pub mod jira;
 #[cfg(test)]
 mod proptests;
+mod refusal;
 pub mod signature;
 
 /// A body that cannot be acted on, with what to fix.

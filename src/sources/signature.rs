@@ -11,7 +11,7 @@
 use ring::hmac;
 use subtle::ConstantTimeEq;
 
-use super::auth::AuthError;
+use super::refusal::AuthError;
 use crate::config::Secret;
 
 /// Most entries read from a `circleci-signature` list (CircleCI sends one per version).
