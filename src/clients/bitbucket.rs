@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::{CallError, http_client, status_error};
+use super::call::{CallError, http_client, status_error};
 use crate::config::{self, BitbucketAuth};
 use crate::domain::{CommitSha, RepoTag};
 
@@ -277,7 +277,7 @@ impl Bitbucket {
                     status: Some(400),
                     message: format!(
                         "refused tag {name} on {full_hash}: {}",
-                        super::truncate(&detail, 300)
+                        super::call::truncate(&detail, 300)
                     ),
                 })
             }

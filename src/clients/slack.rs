@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{CallError, http_client, status_error, truncate};
+use super::call::{CallError, http_client, status_error, truncate};
 use crate::config::{self, SlackTarget};
 use crate::core::notify::{Mark, Message, Span};
 
@@ -213,7 +213,7 @@ fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, code: &str
         return CallError::Transient {
             service: SERVICE,
             message: code.to_string(),
-            retry_after: super::retry_after(headers),
+            retry_after: super::call::retry_after(headers),
         };
     }
     if status == StatusCode::OK {

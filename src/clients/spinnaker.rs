@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::{CallError, http_client, status_error};
+use super::call::{CallError, http_client, status_error};
 use crate::config::{Secret, Spinnaker};
 
 const SERVICE: &str = "Spinnaker";

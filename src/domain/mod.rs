@@ -8,6 +8,7 @@ mod ids;
 mod names;
 mod records;
 mod template;
+mod time;
 mod version;
 
 pub use commit::{CommitSha, short_sha};
@@ -18,12 +19,5 @@ pub use records::{
     Release, ReleaseEvent, ReleaseStatus, RepoTag, Source, TagOrigin,
 };
 pub use template::{NAMES as TEMPLATE_NAMES, Template};
+pub use time::{Millis, now_ms};
 pub use version::{Allocation, Bump, SchemeError, TagScheme, Version};
-
-/// Milliseconds since the Unix epoch, the unit of every time Hoist records.
-pub type Millis = i64;
-
-/// The current time in [`Millis`].
-pub fn now_ms() -> Millis {
-    chrono::Utc::now().timestamp_millis()
-}

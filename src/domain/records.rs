@@ -4,9 +4,11 @@
 
 use std::fmt;
 
-use super::{
-    CommitSha, DeliveryId, EnvName, JobId, Millis, ProjectName, ReleaseId, TagName, Version,
-};
+use super::commit::CommitSha;
+use super::ids::{DeliveryId, JobId, ReleaseId};
+use super::names::{EnvName, ProjectName, TagName};
+use super::time::Millis;
+use super::version::Version;
 
 macro_rules! words {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {

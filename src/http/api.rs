@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Context;
+use super::context::Context;
 use super::error::ApiError;
 use super::request::{is_forwarded, peer_ip};
 use crate::core::failure;

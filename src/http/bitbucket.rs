@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::Context;
+use super::context::Context;
 use super::error::ApiError;
 use super::hooks::{answer_ignored, delivery, header_str, record};
 use super::request::{Admitted, admit};
@@ -21,7 +21,7 @@ use crate::store::Ingested;
 pub async fn push(State(ctx): State<Context>, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let Admitted { body, client } =
-        admit(&ctx, &ctx.config.sources.bitbucket, &parts, body).await?;
+        admit(&ctx.config, &ctx.config.sources.bitbucket, &parts, body).await?;
     let key = header_str(&parts.headers, "x-request-uuid");
     let event = header_str(&parts.headers, "x-event-key").unwrap_or_default();
     if event != PUSH_EVENT {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Context;
+use super::context::Context;
 use super::error::ApiError;
 use super::request::{Admitted, admit};
 use crate::config::limits::MAX_WAIT_SECS;
@@ -45,7 +45,7 @@ pub async fn jira(
     let (parts, body) = req.into_parts();
     let wait = parse_wait(q.wait.as_deref())?;
     let src = &ctx.config.sources.jira;
-    let Admitted { body, client } = admit(&ctx, &src.auth, &parts, body).await?;
+    let Admitted { body, client } = admit(&ctx.config, &src.auth, &parts, body).await?;
     let key = header_str(&parts.headers, "x-atlassian-webhook-identifier");
     let event = jira::parse(&body, &src.fields, &src.issue_fields)?;
     let name = event.name().to_string();
@@ -93,7 +93,8 @@ pub async fn jira(
 
 pub async fn circleci(State(ctx): State<Context>, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
-    let Admitted { body, client } = admit(&ctx, &ctx.config.sources.circleci, &parts, body).await?;
+    let Admitted { body, client } =
+        admit(&ctx.config, &ctx.config.sources.circleci, &parts, body).await?;
     let event_header = header_str(&parts.headers, "circleci-event-type");
     let ev = circleci::parse(&body, event_header.as_deref())?;
     let mut delivery = delivery(

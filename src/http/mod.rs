@@ -3,56 +3,22 @@
 
 pub mod api;
 mod bitbucket;
+mod context;
 pub mod error;
 pub mod hooks;
 pub mod limits;
 mod request;
 mod server;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::store::Store;
-use limits::Guards;
 
+pub use context::Context;
 pub use request::PeerIp;
 pub use server::MAX_HEAD_BYTES;
-
-/// What the handlers need: the configuration, the store, the guards, and the worker's wake-up.
-#[derive(Clone)]
-pub struct Context {
-    pub config: Arc<Config>,
-    pub store: Store,
-    /// Rate limit and bound on requests in flight, shared by every request.
-    pub guards: Arc<Guards>,
-    /// Wakes one of the local worker's loops per job enqueued.
-    pub wake: Arc<Notify>,
-}
-
-impl Context {
-    pub fn new(config: Arc<Config>, store: Store, wake: Arc<Notify>) -> Self {
-        let guards = Arc::new(Guards::new(
-            &config.server.limits,
-            &config.server.trusted_proxies,
-        ));
-        Self {
-            config,
-            store,
-            guards,
-            wake,
-        }
-    }
-
-    /// Where a release's record can be read.
-    pub fn status_url(&self, release: crate::domain::ReleaseId) -> String {
-        format!("{}/api/releases/{release}", self.config.server.base_url())
-    }
-}
 
 /// Every route. Hooks and the API pass the guards of [`limits`] first; `/healthz` does not, so a
 /// load balancer's checks are never rate limited.

@@ -8,10 +8,9 @@ use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 
-use super::Context;
 use super::error::ApiError;
 use crate::config::LimitsConfig;
-use crate::config::SourceAuth;
+use crate::config::{Config, SourceAuth};
 use crate::sources::auth::{self, Credentials, Presented};
 use crate::sources::{InputError, JsonLimits};
 
@@ -55,16 +54,16 @@ pub struct Admitted {
 /// size and time (413, 408), the source's credentials over the raw bytes (401), then the JSON's
 /// depth and size (400). Nothing is parsed before the credentials pass.
 pub async fn admit(
-    ctx: &Context,
+    config: &Config,
     checks: &SourceAuth,
     parts: &Parts,
     body: Body,
 ) -> Result<Admitted, ApiError> {
-    let limits = &ctx.config.server.limits;
+    let limits = &config.server.limits;
     let client = client_ip(
         &parts.headers,
         peer_ip(&parts.extensions),
-        &ctx.config.server.trusted_proxies,
+        &config.server.trusted_proxies,
     );
     auth::check_ip(client, &checks.allow)?;
     require_json(&parts.headers)?;

@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
 
-use super::{Result, StoreError};
+use super::error::{Result, StoreError};
 use crate::domain::Millis;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

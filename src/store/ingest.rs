@@ -9,10 +9,9 @@
 
 use std::collections::HashMap;
 
-use tokio::sync::{mpsc, oneshot};
-
 use super::db::{Conn, Param, params, time};
-use super::{Result, Store, StoreError, records};
+use super::error::{Result, StoreError};
+use super::records;
 use crate::core::inbound::{self, Action, Ingest, RELEASE_STARTED};
 use crate::core::job::Job;
 use crate::domain::{DeliveryId, DeliveryKey, NewDelivery, ReleaseId, Source, now_ms};
@@ -60,79 +59,6 @@ impl Ingested {
 
 /// The most rows one multi-row statement takes.
 const STATEMENT_ROWS: usize = 64;
-/// The most deliveries one transaction takes.
-const MAX_BATCH: usize = 256;
-
-type Request = (Ingest, oneshot::Sender<Result<Ingested>>);
-
-/// Gathers deliveries that arrive together into one write (PostgreSQL, where each statement is a
-/// round trip and each commit a flush). SQLite's writer gathers every write by itself.
-#[derive(Clone)]
-pub(super) struct Batcher(mpsc::Sender<Request>);
-
-impl Batcher {
-    pub(super) fn spawn(store: Store) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Request>(4 * MAX_BATCH);
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(r) => batch.push(r),
-                        Err(_) => break,
-                    }
-                }
-                let (plans, replies): (Vec<Ingest>, Vec<_>) = batch.into_iter().unzip();
-                match store.write_ingest(plans).await {
-                    Ok(answers) => {
-                        for (reply, answer) in replies.into_iter().zip(answers) {
-                            let _ = reply.send(Ok(answer));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, writes = replies.len(), "an ingest batch failed");
-                        let message = e.to_string();
-                        for reply in replies {
-                            let _ = reply.send(Err(StoreError::Failed(message.clone())));
-                        }
-                    }
-                }
-            }
-        });
-        Self(tx)
-    }
-}
-
-impl Store {
-    /// Records a delivery and what it starts; answers once it is committed.
-    pub async fn ingest(&self, plan: Ingest) -> Result<Ingested> {
-        let Some(batcher) = &self.batcher else {
-            let mut answers = self.write_ingest(vec![plan]).await?;
-            return answers
-                .pop()
-                .ok_or_else(|| StoreError::Failed("an ingest answered nothing".into()));
-        };
-        let (reply, answer) = oneshot::channel();
-        batcher
-            .0
-            .send((plan, reply))
-            .await
-            .map_err(|_| StoreError::Failed("the store's writer stopped".into()))?;
-        answer
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Failed("the store's writer stopped".into())))
-    }
-
-    async fn write_ingest(&self, plans: Vec<Ingest>) -> Result<Vec<Ingested>> {
-        let max = self.max_attempts;
-        self.write(move |c| {
-            let plans = plans.clone();
-            Box::pin(async move { apply(c, &plans, max).await })
-        })
-        .await
-    }
-}
-
 /// Whether a plan goes in a multi-row statement: a keyed delivery that starts no release.
 fn multi_row(plan: &Ingest) -> bool {
     plan.delivery.key.is_some()

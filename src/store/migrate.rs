@@ -5,7 +5,7 @@
 //! `_sqlx_migrations`; those versions count as applied.
 
 use super::db::{Backend, Conn, params, time};
-use super::{Result, StoreError};
+use super::error::{Result, StoreError};
 use crate::domain::now_ms;
 
 /// One migration: its version, name and SQL.

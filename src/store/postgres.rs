@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::db::{Backend, Cell, Conn, Param, Retryable, Row, Work};
-use super::{Result, StoreError};
+use super::error::{Result, StoreError};
 
 /// Connections in the pool, at most.
 const POOL_SIZE: usize = 16;
@@ -285,7 +285,7 @@ mod tls {
     use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
     use tokio_postgres_rustls::MakeRustlsConnect;
 
-    use super::super::{Result, StoreError};
+    use super::super::error::{Result, StoreError};
 
     fn provider() -> Arc<rustls::crypto::CryptoProvider> {
         Arc::new(rustls::crypto::aws_lc_rs::default_provider())

@@ -2,7 +2,7 @@
 //! plan holds.
 
 use super::db::{Conn, Row, params, time};
-use super::{Result, StoreError};
+use super::error::{Result, StoreError};
 use crate::core::job::Job;
 use crate::core::plan::{Changes, NewTag, ReleaseChange, Transition};
 use crate::domain::{
@@ -415,115 +415,4 @@ pub(crate) async fn apply(
         jobs.push(enqueue(c, job, max_attempts).await?);
     }
     Ok(jobs)
-}
-
-impl super::Store {
-    pub async fn release(&self, id: ReleaseId) -> Result<Option<Release>> {
-        self.read(move |c| Box::pin(release(c, id))).await
-    }
-
-    /// Releases, newest first, before release `before` when given.
-    pub async fn releases(&self, limit: i64, before: Option<ReleaseId>) -> Result<Vec<Release>> {
-        self.read(move |c| Box::pin(releases(c, limit, before)))
-            .await
-    }
-
-    pub async fn events(&self, release: ReleaseId) -> Result<Vec<ReleaseEvent>> {
-        self.read(move |c| Box::pin(events(c, release))).await
-    }
-
-    /// Timeline events of every release after event id `after`: (event id, release, event).
-    pub async fn events_since(&self, after: i64) -> Result<Vec<(i64, ReleaseId, ReleaseEvent)>> {
-        self.read(move |c| Box::pin(events_since(c, after))).await
-    }
-
-    pub async fn delivery(&self, id: DeliveryId) -> Result<Option<Delivery>> {
-        self.read(move |c| Box::pin(delivery(c, id))).await
-    }
-
-    pub async fn deliveries_count(&self) -> Result<i64> {
-        self.query_i64("SELECT COUNT(*) AS n FROM deliveries").await
-    }
-
-    /// Tags Hoist knows on a project's commit (full hash or an unambiguous prefix), every
-    /// environment.
-    pub async fn tags_for_commit(
-        &self,
-        project: &ProjectName,
-        commit: &CommitSha,
-    ) -> Result<Vec<KnownTag>> {
-        let (project, commit) = (project.clone(), commit.clone());
-        self.read(move |c| Box::pin(async move { tags_for_commit(c, &project, &commit).await }))
-            .await
-    }
-
-    /// Every tag of one project's environment that Hoist knows.
-    pub async fn known_tags(&self, project: &ProjectName, env: &EnvName) -> Result<Vec<KnownTag>> {
-        let (project, env) = (project.clone(), env.clone());
-        self.read(move |c| Box::pin(async move { known_tags(c, &project, &env).await }))
-            .await
-    }
-
-    /// The release a build of `tag` on `commit` belongs to. A tag Hoist learnt from the build
-    /// (`learnt`) joins its list; a release found nowhere is started as `untracked`, with the
-    /// changes `adopted` gives for its id. One transaction.
-    pub async fn release_for_build(
-        &self,
-        tag: TagName,
-        learnt: Option<NewTag>,
-        untracked: NewRelease,
-        adopted: impl Fn(ReleaseId) -> Changes + Clone + Send + 'static,
-    ) -> Result<Release> {
-        let max = self.max_attempts;
-        self.write(move |c| {
-            let (tag, learnt, untracked, adopted) = (
-                tag.clone(),
-                learnt.clone(),
-                untracked.clone(),
-                adopted.clone(),
-            );
-            Box::pin(async move {
-                if let Some(t) = &learnt {
-                    record_tag(c, t).await?;
-                }
-                let found =
-                    release_for_build(c, &untracked.project, &tag, &untracked.commit).await?;
-                let id = match found {
-                    Some(r) => return Ok(r),
-                    None => insert_release(c, &untracked).await?,
-                };
-                apply(c, &adopted(id), max).await?;
-                release(c, id)
-                    .await?
-                    .ok_or_else(|| StoreError::Failed(format!("release {id} vanished")))
-            })
-        })
-        .await
-    }
-
-    /// Queues a stored delivery's work again (`hoist replay`), as `decide` says for the delivery
-    /// and its release; answers the first job queued, `None` when there is nothing to replay.
-    pub async fn replay(
-        &self,
-        id: DeliveryId,
-        decide: fn(&Delivery, Option<&Release>) -> Option<Changes>,
-    ) -> Result<Option<JobId>> {
-        let max = self.max_attempts;
-        self.write(move |c| {
-            Box::pin(async move {
-                let Some(d) = delivery(c, id).await? else {
-                    return Ok(None);
-                };
-                let r = match d.release {
-                    Some(r) => release(c, r).await?,
-                    None => None,
-                };
-                let Some(changes) = decide(&d, r.as_ref()) else {
-                    return Ok(None);
-                };
-                Ok(apply(c, &changes, max).await?.first().copied())
-            })
-        })
-        .await
-    }
 }

@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::db::{Backend, Cell, Conn, Param, Row, Work, run_ready};
-use super::{Result, StoreError};
+use super::error::{Result, StoreError};
 
 /// The most writes one transaction takes.
 const MAX_BATCH: usize = 256;

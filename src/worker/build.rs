@@ -1,7 +1,7 @@
 //! Build -> release (SPEC 3.2): find the tag of the built commit, record the outcome, and queue
 //! the deploy when the build succeeded. The rules are the core's ([`crate::core::build`]).
 
-use super::{Context, StepError, StepResult, finish};
+use super::step::{Context, StepError, StepResult, finish};
 use crate::config::Project;
 use crate::core::build::{self, Build, Found, Listed};
 use crate::domain::{CommitSha, DeliveryId, TagOrigin, now_ms};

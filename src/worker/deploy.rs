@@ -1,7 +1,7 @@
 //! Deploy (SPEC 3.2): the Spinnaker webhook trigger with the environment's parameters.
 
+use super::step::{Context, StepError, StepResult, finish};
 use super::tag::configured;
-use super::{Context, StepError, StepResult, finish};
 use crate::core::deploy;
 use crate::domain::{ReleaseId, now_ms};
 use crate::store::ClaimedJob;

@@ -8,84 +8,21 @@
 mod build;
 mod deploy;
 mod notify;
+mod step;
 mod tag;
 
-use std::sync::Arc;
+pub use step::{Context, StepError, StepResult};
+
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::Notify;
 use tracing::Instrument;
 
-use crate::clients::{CallError, Clients};
-use crate::config::{Config, RetryConfig};
+use crate::config::RetryConfig;
 use crate::core::failure;
 use crate::core::job::JobSpec;
 use crate::domain::now_ms;
-use crate::store::{ClaimedJob, Store, StoreError};
-
-/// What a job needs: the configuration, the store, the clients, and the process's wake-up for
-/// jobs enqueued.
-#[derive(Clone)]
-pub struct Context {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub clients: Clients,
-    /// Wakes one idle loop per job enqueued (`notify_one`).
-    pub wake: Arc<Notify>,
-    /// Identifies this process as a job claimant.
-    pub id: String,
-}
-
-impl Context {
-    pub fn new(config: Arc<Config>, store: Store, wake: Arc<Notify>) -> Self {
-        Self {
-            clients: Clients::new(&config),
-            config,
-            store,
-            wake,
-            id: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
-        }
-    }
-
-    /// How long a job's claim holds before another worker may take the job over.
-    pub fn lease_ms(&self) -> i64 {
-        (self.config.worker.lease_secs * 1000) as i64
-    }
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "hoist".into())
-}
-
-/// Why a job attempt did not finish.
-#[derive(Debug, thiserror::Error)]
-pub enum StepError {
-    /// An outbound call failed; retried if the error is transient.
-    #[error(transparent)]
-    Call(#[from] CallError),
-    /// The store failed (or the release changed meanwhile); always retried.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Cannot succeed (configuration changed, data missing): the job fails now.
-    #[error("{0}")]
-    Fatal(String),
-}
-
-impl StepError {
-    fn retriable(&self) -> bool {
-        match self {
-            Self::Call(e) => e.is_retriable(),
-            Self::Store(_) => true,
-            Self::Fatal(_) => false,
-        }
-    }
-}
-
-pub type StepResult = Result<(), StepError>;
+use crate::store::{ClaimedJob, StoreError};
 
 /// What one call of [`run_next`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,20 +116,6 @@ async fn record_failure(ctx: &Context, job: &ClaimedJob, e: &StepError) -> Resul
     let queued = !changes.jobs.is_empty();
     ctx.store.give_up(job, &message, changes).await?;
     if queued {
-        ctx.wake.notify_one();
-    }
-    Ok(())
-}
-
-/// Ends a job with `changes` written with it, and wakes a loop for the jobs they queue.
-async fn finish(
-    ctx: &Context,
-    job: &ClaimedJob,
-    outcome: &str,
-    changes: crate::core::plan::Changes,
-) -> StepResult {
-    let queued = !changes.jobs.is_empty();
-    if ctx.store.finish_job(job, outcome, changes).await? && queued {
         ctx.wake.notify_one();
     }
     Ok(())

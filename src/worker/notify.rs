@@ -1,6 +1,6 @@
 //! Slack messages. A notification is a job of its own: Slack being down never holds up a release.
 
-use super::{Context, StepError, StepResult, finish};
+use super::step::{Context, StepError, StepResult, finish};
 use crate::core::job::NotifyEvent;
 use crate::core::notify::{Links, message};
 use crate::core::plan::{Changes, ReleaseChange};

@@ -2,7 +2,7 @@
 //! it on the full hash, record it. The choices are the core's ([`crate::core::tag`]); this asks
 //! Bitbucket and the store for what they need.
 
-use super::{Context, StepError, StepResult, finish};
+use super::step::{Context, StepError, StepResult, finish};
 use crate::clients::bitbucket::Created;
 use crate::config::{Environment, Project};
 use crate::core::tag::{self, Allocator, MAX_CONFLICTS, Reuse};
