@@ -21,6 +21,8 @@ pub fn timeline(r: &Release) -> Vec<Value> {
         ("tagged", r.tagged_at),
         ("built", r.built_at),
         ("deploy_triggered", r.deploy_triggered_at),
+        ("deploy_started", r.deploy_started_at),
+        ("deployed", r.deployed_at),
     ]
     .iter()
     .map(|(step, at)| {
@@ -39,8 +41,10 @@ pub fn summary(r: &Release) -> Value {
         "error": r.error,
         "received_at": rfc3339(r.received_at), "commit_verified_at": r.commit_verified_at.map(rfc3339),
         "tagged_at": r.tagged_at.map(rfc3339), "built_at": r.built_at.map(rfc3339),
-        "deploy_triggered_at": r.deploy_triggered_at.map(rfc3339), "finished_at": r.finished_at.map(rfc3339),
-        "lead_time_ms": r.lead_time_ms(),
+        "deploy_triggered_at": r.deploy_triggered_at.map(rfc3339),
+        "deploy_started_at": r.deploy_started_at.map(rfc3339), "deployed_at": r.deployed_at.map(rfc3339),
+        "finished_at": r.finished_at.map(rfc3339),
+        "lead_time_ms": r.lead_time_ms(), "trigger_lead_time_ms": r.trigger_lead_time_ms(),
     })
 }
 
@@ -76,5 +80,28 @@ pub async fn detail(store: &Store, r: &Release) -> Result<Value> {
             .collect::<Vec<_>>()
     );
     v["jobs"] = json!(jobs);
+    let mut deployments = Vec::new();
+    for d in store.deployments(r.id).await? {
+        let executions: Vec<Value> = store
+            .executions(d.id)
+            .await?
+            .iter()
+            .map(|e| {
+                json!({
+                    "id": e.id, "application": e.application, "pipeline": e.name, "status": e.status,
+                    "started_at": e.started_at.map(rfc3339), "ended_at": e.ended_at.map(rfc3339),
+                    "failed_stage": e.failed_stage,
+                })
+            })
+            .collect();
+        deployments.push(json!({
+            "id": d.id, "env": d.env, "kind": d.kind, "tag": d.tag, "source": d.source,
+            "application": d.application, "status": d.status, "event_id": d.event_id,
+            "triggered_at": d.triggered_at.map(rfc3339), "started_at": d.started_at.map(rfc3339),
+            "finished_at": d.finished_at.map(rfc3339), "failed_stage": d.failed_stage, "error": d.error,
+            "executions": executions,
+        }));
+    }
+    v["deployments"] = json!(deployments);
     Ok(v)
 }

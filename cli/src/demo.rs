@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::stack::{REPO, Stack, StackOptions};
 use hoist::domain::ReleaseStatus;
+use hoist_sim::spinnaker::Outcome;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -15,6 +16,13 @@ pub struct DemoArgs {
     /// Play a failed CircleCI build: the release is marked build-failed and nothing is deployed.
     #[arg(long)]
     pub fail_build: bool,
+    /// Play a deploy that fails in Spinnaker: the pipeline ends TERMINAL at a stage, and Hoist
+    /// reports the failure with the stage and a link to the execution.
+    #[arg(long, conflicts_with = "fail_build")]
+    pub fail_deploy: bool,
+    /// Seconds the simulated Spinnaker pipeline takes.
+    #[arg(long, default_value_t = 2.0)]
+    pub deploy_secs: f64,
     /// Seconds the simulated CircleCI build takes.
     #[arg(long, default_value_t = 1.5)]
     pub build_secs: f64,
@@ -34,6 +42,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if args.fail_build {
         stack.circleci.set_outcome("failed");
     }
+    let deploy_time = Duration::from_secs_f64(args.deploy_secs.clamp(0.0, 60.0));
+    stack.gate.set_outcome(
+        "payments-api-stg",
+        if args.fail_deploy {
+            Outcome::FailAt {
+                pipeline: "deploy-staging".into(),
+                stage: "Deploy (Manifest)".into(),
+                after: deploy_time,
+            }
+        } else {
+            Outcome::Succeed {
+                pipelines: vec!["deploy-staging".into()],
+                after: deploy_time,
+            }
+        },
+    );
     println!("Hoist demo: everything runs on this machine; no account anywhere.\n");
     println!(
         "  hoist            {}  (store: {})",
@@ -90,8 +114,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     crate::print::release_detail(&detail);
     let ok = if args.fail_build {
         done.status == ReleaseStatus::BuildFailed && stack.gate.triggers().is_empty()
+    } else if args.fail_deploy {
+        done.status == ReleaseStatus::DeployFailed && stack.gate.triggers().len() == 1
     } else {
-        done.status == ReleaseStatus::DeployTriggered && stack.gate.triggers().len() == 1
+        done.status == ReleaseStatus::Deployed && stack.gate.triggers().len() == 1
     };
     println!(
         "\n{} Slack message(s) in the release's thread; {} Spinnaker trigger(s).",
@@ -109,8 +135,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "demo: {}",
             if args.fail_build {
                 "failed build reported, nothing deployed"
+            } else if args.fail_deploy {
+                "failed deploy reported, with its stage and where to look"
             } else {
-                "ticket to deploy, end to end"
+                "ticket to confirmed deploy, end to end"
             }
         );
         Ok(ExitCode::SUCCESS)

@@ -66,10 +66,35 @@ pub fn release_detail(v: &serde_json::Value) {
         );
     }
     if let Some(ms) = v["lead_time_ms"].as_i64() {
+        println!("lead time (ticket received -> deployed): {}", dur(ms));
+    }
+    if let Some(ms) = v["trigger_lead_time_ms"].as_i64() {
+        println!("ticket received -> deploy triggered: {}", dur(ms));
+    }
+    for d in v["deployments"].as_array().into_iter().flatten() {
         println!(
-            "lead time (ticket received -> deploy triggered): {}",
-            dur(ms)
+            "deployment {} to {} ({}): {}{}",
+            d["tag"].as_str().unwrap_or("-"),
+            d["env"].as_str().unwrap_or("-"),
+            d["kind"].as_str().unwrap_or("-"),
+            d["status"].as_str().unwrap_or("-"),
+            d["error"]
+                .as_str()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
         );
+        for e in d["executions"].as_array().into_iter().flatten() {
+            println!(
+                "  execution {} `{}` {}{}",
+                e["id"].as_str().unwrap_or("-"),
+                e["pipeline"].as_str().unwrap_or("-"),
+                e["status"].as_str().unwrap_or("-"),
+                e["failed_stage"]
+                    .as_str()
+                    .map(|s| format!(" at stage `{s}`"))
+                    .unwrap_or_default()
+            );
+        }
     }
     println!("jobs:");
     for j in v["jobs"].as_array().into_iter().flatten() {

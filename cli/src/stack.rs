@@ -47,6 +47,9 @@ pub struct StackOptions {
     pub poll_ms: u64,
     /// Timeout of every outbound call.
     pub client_timeout_secs: u64,
+    /// `[spinnaker] start_timeout_secs` and `deploy_timeout_secs`.
+    pub deploy_start_timeout_secs: u64,
+    pub deploy_timeout_secs: u64,
     /// Secrets the stack uses, so tests can look for them in logs and answers.
     pub jira_token: String,
     pub circleci_secret: String,
@@ -69,6 +72,8 @@ impl Default for StackOptions {
             max_attempts: 15,
             poll_ms: 20,
             client_timeout_secs: 5,
+            deploy_start_timeout_secs: 10,
+            deploy_timeout_secs: 60,
             jira_token: "jira-token-5e1f0c".into(),
             circleci_secret: "circleci-secret-9b7a".into(),
             bitbucket_token: "bitbucket-token-77d2".into(),
@@ -131,6 +136,7 @@ impl Stack {
         bitbucket.add_repo(REPO);
         let slack = SlackSim::start(Some(options.slack_token.clone())).await?;
         let gate = GateSim::start().await?;
+        gate.set_application("payments-api");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
@@ -195,6 +201,11 @@ impl Stack {
             gate_url: gate.url(),
             headers: BTreeMap::new(),
             timeout_secs: o.client_timeout_secs,
+            deck_url: Some("https://deck.acme.example".into()),
+            start_timeout_secs: o.deploy_start_timeout_secs,
+            deploy_timeout_secs: o.deploy_timeout_secs,
+            poll_max_secs: 1,
+            poll_min_ms: o.poll_ms.max(1),
         });
         c.slack = Some(if o.slack_bot {
             SlackConfig {
@@ -242,6 +253,8 @@ impl Stack {
                     patch_rollover: Some(99),
                     initial_version: "0.0.1".into(),
                     spinnaker_source: Some("payments-api-stg".into()),
+                    spinnaker_application: Some("payments-api".into()),
+                    gate_url: None,
                     parameters: BTreeMap::from([
                         ("tag".to_string(), "{tag}".to_string()),
                         ("issue".to_string(), "{issue}".to_string()),

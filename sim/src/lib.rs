@@ -119,6 +119,8 @@ pub struct RecordedRequest {
     /// Header names are lower-case, in the order received.
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl RecordedRequest {
@@ -230,6 +232,7 @@ async fn handle(
             })
             .collect(),
         body: String::from_utf8_lossy(&bytes).into_owned(),
+        at: std::time::Instant::now(),
     });
     let path = parts.uri.path().to_string();
     match layer.faults.next_verdict() {

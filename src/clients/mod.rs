@@ -15,18 +15,36 @@ pub use call::{CallError, http_client, retry_after, status_error};
 #[derive(Clone)]
 pub struct Clients {
     pub bitbucket: bitbucket::Bitbucket,
-    /// Absent without `[spinnaker]`: deploys then fail with what to configure.
-    pub gate: Option<spinnaker::Gate>,
+    /// One client per Gate the configuration names (`[spinnaker]`'s, environments' own).
+    gates: std::collections::HashMap<String, spinnaker::Gate>,
     /// Absent without `[slack]`: no notification is queued.
     pub slack: Option<slack::Slack>,
 }
 
 impl Clients {
     pub fn new(config: &crate::config::Config) -> Self {
+        let sp = &config.spinnaker;
+        let urls = config
+            .projects
+            .iter()
+            .flat_map(|p| p.environments.values())
+            .filter_map(|e| e.gate(sp))
+            .chain(sp.gate_url.as_deref());
         Self {
             bitbucket: bitbucket::Bitbucket::new(&config.bitbucket),
-            gate: config.spinnaker.as_ref().map(spinnaker::Gate::new),
+            gates: urls
+                .map(|url| (url.to_string(), spinnaker::Gate::new(url, sp)))
+                .collect(),
             slack: config.slack.as_ref().map(slack::Slack::new),
         }
+    }
+
+    /// The Gate of an environment; `None` when none is configured for it.
+    pub fn gate(
+        &self,
+        env: &crate::config::Environment,
+        spinnaker: &crate::config::Spinnaker,
+    ) -> Option<&spinnaker::Gate> {
+        self.gates.get(env.gate(spinnaker)?)
     }
 }

@@ -184,6 +184,7 @@ fn emoji(mark: Mark) -> &'static str {
         Mark::BuildSucceeded => ":white_check_mark:",
         Mark::BuildFailed => ":rotating_light:",
         Mark::Deploy => ":rocket:",
+        Mark::Deployed => ":white_check_mark:",
     }
 }
 

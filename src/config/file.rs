@@ -124,6 +124,34 @@ pub struct SpinnakerConfig {
     pub headers: BTreeMap<String, SecretRef>,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Deck's address, for links to executions.
+    pub deck_url: Option<String>,
+    /// How long a trigger may go without a pipeline execution before the deploy counts as not
+    /// started.
+    #[serde(default = "default_start_timeout")]
+    pub start_timeout_secs: u64,
+    /// How long a deploy may run, from its trigger, before it counts as timed out.
+    #[serde(default = "default_deploy_timeout")]
+    pub deploy_timeout_secs: u64,
+    /// The longest wait between two looks at a running deploy.
+    #[serde(default = "default_poll_max")]
+    pub poll_max_secs: u64,
+    /// The first look's wait after the trigger; each next wait doubles, up to `poll_max_secs`.
+    #[serde(default = "default_poll_min_ms")]
+    pub poll_min_ms: u64,
+}
+
+fn default_start_timeout() -> u64 {
+    120
+}
+fn default_deploy_timeout() -> u64 {
+    3600
+}
+fn default_poll_max() -> u64 {
+    30
+}
+fn default_poll_min_ms() -> u64 {
+    1000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -351,6 +379,10 @@ pub struct EnvConfig {
     #[serde(default = "default_initial")]
     pub initial_version: String,
     pub spinnaker_source: Option<String>,
+    /// The Spinnaker application whose executions are searched for the trigger's; `*` when unset.
+    pub spinnaker_application: Option<String>,
+    /// Gate for this environment, overriding `[spinnaker] gate_url` (separate Spinnakers).
+    pub gate_url: Option<String>,
     #[serde(default = "default_parameters")]
     pub parameters: BTreeMap<String, String>,
 }

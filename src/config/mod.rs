@@ -65,7 +65,8 @@ pub struct Config {
     pub server: Server,
     pub store: StoreConfig,
     pub bitbucket: Bitbucket,
-    pub spinnaker: Option<Spinnaker>,
+    /// Gate and how deploys are followed (defaults when `[spinnaker]` is absent).
+    pub spinnaker: Spinnaker,
     pub slack: Option<Slack>,
     pub jira: JiraConfig,
     pub sources: Sources,
@@ -103,10 +104,17 @@ pub enum BitbucketAuth {
 
 #[derive(Debug, Clone)]
 pub struct Spinnaker {
-    pub gate_url: String,
+    /// `[spinnaker] gate_url`; an environment's own `gate_url` overrides it.
+    pub gate_url: Option<String>,
     /// Extra headers for Gates that require authentication.
     pub headers: Vec<(String, Secret)>,
     pub timeout: Duration,
+    /// Deck's address, without a trailing `/`, for links to executions.
+    pub deck_url: Option<String>,
+    pub start_timeout: Duration,
+    pub deploy_timeout: Duration,
+    pub poll_min: Duration,
+    pub poll_max: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -208,7 +216,36 @@ pub struct Environment {
     /// The version when the family has no tag yet.
     pub initial: Version,
     pub spinnaker_source: Option<String>,
+    /// The application whose executions a trigger's are searched among (`*`: any).
+    pub spinnaker_application: String,
+    /// This environment's Gate, when it is not `[spinnaker] gate_url`.
+    pub gate_url: Option<String>,
     pub parameters: BTreeMap<String, Template>,
+}
+
+impl Default for Spinnaker {
+    /// No Gate of its own, the file format's defaults for the rest.
+    fn default() -> Self {
+        let f: file::SpinnakerConfig =
+            toml::from_str("gate_url = \"\"").expect("the defaults parse");
+        Self {
+            gate_url: None,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(f.timeout_secs),
+            deck_url: None,
+            start_timeout: Duration::from_secs(f.start_timeout_secs),
+            deploy_timeout: Duration::from_secs(f.deploy_timeout_secs),
+            poll_min: Duration::from_millis(f.poll_min_ms),
+            poll_max: Duration::from_secs(f.poll_max_secs),
+        }
+    }
+}
+
+impl Environment {
+    /// The Gate this environment's deploys go to: its own, else `[spinnaker] gate_url`.
+    pub fn gate<'a>(&'a self, spinnaker: &'a Spinnaker) -> Option<&'a str> {
+        self.gate_url.as_deref().or(spinnaker.gate_url.as_deref())
+    }
 }
 
 impl Server {
@@ -448,7 +485,7 @@ fn build(f: &ConfigFile, p: &mut Problems) -> Option<Config> {
         p.push("store.url", "must start with sqlite:// or postgres://");
     }
     let bitbucket = bitbucket(f.bitbucket.as_ref(), p);
-    let spinnaker = f.spinnaker.as_ref().map(|s| spinnaker(s, p));
+    let spinnaker = spinnaker(f.spinnaker.as_ref(), p);
     let slack = f.slack.as_ref().map(|s| slack(s, p));
     if let Some(url) = &f.jira.base_url {
         p.url("jira.base_url", url);
@@ -461,14 +498,21 @@ fn build(f: &ConfigFile, p: &mut Problems) -> Option<Config> {
         p.push("worker.retry.max_attempts", "must be at least 1");
     }
     let projects = projects(f, p);
+    for (i, project) in f.projects.iter().enumerate() {
+        for (name, env) in &project.environments {
+            if env.spinnaker_source.is_some() && env.gate_url.is_none() && f.spinnaker.is_none() {
+                p.push(
+                    format!("projects[{i}].environments.{name}.spinnaker_source"),
+                    "deploys need a Gate: set [spinnaker] gate_url, or this environment's gate_url",
+                );
+            }
+        }
+    }
     Some(Config {
         server: server?,
         store: f.store.clone(),
         bitbucket: bitbucket?,
-        spinnaker: match spinnaker {
-            Some(s) => Some(s?),
-            None => None,
-        },
+        spinnaker: spinnaker?,
         slack: match slack {
             Some(s) => Some(s?),
             None => None,
@@ -543,7 +587,10 @@ fn bitbucket(b: Option<&file::BitbucketConfig>, p: &mut Problems) -> Option<Bitb
     })
 }
 
-fn spinnaker(s: &file::SpinnakerConfig, p: &mut Problems) -> Option<Spinnaker> {
+fn spinnaker(s: Option<&file::SpinnakerConfig>, p: &mut Problems) -> Option<Spinnaker> {
+    let Some(s) = s else {
+        return Some(Spinnaker::default());
+    };
     p.url("spinnaker.gate_url", &s.gate_url);
     let headers: Vec<Option<(String, Secret)>> = s
         .headers
@@ -553,10 +600,31 @@ fn spinnaker(s: &file::SpinnakerConfig, p: &mut Problems) -> Option<Spinnaker> {
                 .map(|v| (name.clone(), v))
         })
         .collect();
+    if let Some(url) = &s.deck_url {
+        p.url("spinnaker.deck_url", url);
+    }
+    for (key, value) in [
+        ("start_timeout_secs", s.start_timeout_secs),
+        ("deploy_timeout_secs", s.deploy_timeout_secs),
+        ("poll_max_secs", s.poll_max_secs),
+        ("poll_min_ms", s.poll_min_ms),
+    ] {
+        if value == 0 {
+            p.push(format!("spinnaker.{key}"), "must be at least 1");
+        }
+    }
     Some(Spinnaker {
-        gate_url: s.gate_url.trim_end_matches('/').to_string(),
+        gate_url: Some(s.gate_url.trim_end_matches('/').to_string()),
         headers: headers.into_iter().collect::<Option<_>>()?,
         timeout: Duration::from_secs(s.timeout_secs),
+        deck_url: s
+            .deck_url
+            .as_ref()
+            .map(|u| u.trim_end_matches('/').to_string()),
+        start_timeout: Duration::from_secs(s.start_timeout_secs),
+        deploy_timeout: Duration::from_secs(s.deploy_timeout_secs),
+        poll_min: Duration::from_millis(s.poll_min_ms),
+        poll_max: Duration::from_secs(s.poll_max_secs),
     })
 }
 
@@ -811,11 +879,32 @@ fn environment(
                 .map(|t| (key.clone(), t))
         })
         .collect();
+    if let Some(url) = &env.gate_url {
+        p.url(&format!("{at}.gate_url"), url);
+    }
+    if env
+        .spinnaker_application
+        .as_deref()
+        .is_some_and(|a| a.trim().is_empty())
+    {
+        p.push(
+            format!("{at}.spinnaker_application"),
+            "must not be empty (omit it for `*`, any application)",
+        );
+    }
     Some(Environment {
         name: env_name?,
         scheme: scheme?,
         initial: initial?,
         spinnaker_source: env.spinnaker_source.clone(),
+        spinnaker_application: env
+            .spinnaker_application
+            .clone()
+            .unwrap_or_else(|| "*".into()),
+        gate_url: env
+            .gate_url
+            .as_ref()
+            .map(|u| u.trim_end_matches('/').to_string()),
         parameters: parameters.into_iter().collect::<Option<_>>()?,
     })
 }

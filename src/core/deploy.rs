@@ -4,11 +4,40 @@
 use std::collections::BTreeMap;
 
 use crate::config::{Config, Environment};
-use crate::domain::{Release, ReleaseStatus};
+use crate::domain::{
+    DeploymentId, DeploymentKind, EnvName, ProjectName, Release, ReleaseId, ReleaseStatus, TagName,
+};
 
-use super::job::NotifyEvent;
+use super::follow;
+use super::job::{Job, NotifyEvent};
 use super::notify_job;
-use super::plan::{Changes, ReleaseChange};
+use super::plan::{Changes, DeploymentChange, ReleaseChange};
+
+/// A deployment about to be triggered: recorded first, so that its trigger and what follows it
+/// have a record to hang on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeployment {
+    pub release: ReleaseId,
+    pub project: ProjectName,
+    pub env: EnvName,
+    pub kind: DeploymentKind,
+    pub tag: TagName,
+    pub source: String,
+    pub application: String,
+}
+
+/// The release's own deployment, in its environment, with the trigger's `source`.
+pub fn release_deployment(r: &Release, env: &Environment, source: &str) -> Option<NewDeployment> {
+    Some(NewDeployment {
+        release: r.id,
+        project: r.project.clone(),
+        env: r.env.clone(),
+        kind: DeploymentKind::Release,
+        tag: r.tag.clone()?,
+        source: source.to_string(),
+        application: env.spinnaker_application.clone(),
+    })
+}
 
 /// Whether the release is waiting for its trigger (an earlier attempt may have sent it already).
 pub fn ready(r: &Release) -> bool {
@@ -38,16 +67,25 @@ pub fn parameters(r: &Release, env: &Environment) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Gate accepted the trigger for `source`, answering `event_id`.
+/// Gate accepted the trigger of `deployment` for `source`, answering `event_id`: the deployment
+/// and release record it, and the first look at the executions is due after the first wait.
 pub fn triggered(
     config: &Config,
     r: &Release,
+    deployment: DeploymentId,
     source: &str,
     event_id: Option<&str>,
     now: i64,
 ) -> Changes {
     let step_ms = now - r.built_at.unwrap_or(r.received_at);
     Changes::default()
+        .deployment(
+            deployment,
+            DeploymentChange::Triggered {
+                event_id: event_id.map(str::to_string),
+                at: now,
+            },
+        )
         .release(
             r.id,
             ReleaseChange::DeployTriggered {
@@ -68,6 +106,11 @@ pub fn triggered(
             r.id,
             NotifyEvent::DeployTriggered { step_ms },
         ))
+        .job(Job::follow(
+            deployment,
+            0,
+            now + follow::wait_ms(&config.spinnaker, 0),
+        ))
 }
 
 #[cfg(test)]
@@ -83,6 +126,8 @@ mod tests {
             scheme: TagScheme::new("stg{major}.{minor}.{patch}", Bump::Patch, None).unwrap(),
             initial: Version::new(0, 0, 1),
             spinnaker_source: Some("payments-api-stg".into()),
+            spinnaker_application: "*".into(),
+            gate_url: None,
             parameters: [
                 ("tag", "{tag}"),
                 (

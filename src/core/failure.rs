@@ -2,18 +2,20 @@
 //! or a delivery replayed puts things back in motion.
 
 use crate::config::Config;
-use crate::domain::{Delivery, Release, ReleaseId, ReleaseStatus, Source};
+use crate::domain::{
+    Delivery, Deployment, DeploymentStatus, Millis, Release, ReleaseId, ReleaseStatus, Source,
+};
 
 use super::job::{Job, JobSpec, NotifyEvent};
 use super::notify_job;
-use super::plan::{Changes, ReleaseChange};
+use super::plan::{Changes, DeploymentChange, ReleaseChange};
 
 /// The step a job performs, as a person names it in a failure.
 fn step(spec: &JobSpec) -> Option<&'static str> {
     match spec {
         JobSpec::CreateTag { .. } => Some("tagging"),
         JobSpec::Deploy { .. } => Some("deploy trigger"),
-        JobSpec::HandleBuild { .. } | JobSpec::Notify { .. } => None,
+        JobSpec::HandleBuild { .. } | JobSpec::FollowDeploy { .. } | JobSpec::Notify { .. } => None,
     }
 }
 
@@ -47,6 +49,25 @@ pub fn give_up(config: &Config, spec: &JobSpec, error: &str, attempts: i64) -> C
                 error: error.into(),
             },
         ))
+}
+
+/// A trigger that was never sent (its job gave up): the deployment recorded for it, still being
+/// triggered, fails with the job's error.
+pub fn trigger_abandoned(deployments: &[Deployment], error: &str, now: Millis) -> Changes {
+    deployments
+        .iter()
+        .filter(|d| d.status == DeploymentStatus::Triggering)
+        .fold(Changes::default(), |c, d| {
+            c.deployment(
+                d.id,
+                DeploymentChange::Finished {
+                    status: DeploymentStatus::Failed,
+                    at: now,
+                    failed_stage: None,
+                    error: Some(format!("the trigger was not sent: {error}")),
+                },
+            )
+        })
 }
 
 /// The status a failed release goes back to when a job of this kind is retried by hand: the

@@ -8,18 +8,63 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{DeliveryId, EnvName, ProjectName, ReleaseId};
+use crate::domain::{DeliveryId, DeploymentId, EnvName, Millis, ProjectName, ReleaseId};
 
 /// What a Slack message reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum NotifyEvent {
-    Tagged { step_ms: i64 },
-    TagReused { step_ms: i64 },
-    Failed { step: String, error: String },
-    BuildSucceeded { step_ms: i64 },
-    BuildFailed { status: String },
-    DeployTriggered { step_ms: i64 },
+    Tagged {
+        step_ms: i64,
+    },
+    TagReused {
+        step_ms: i64,
+    },
+    Failed {
+        step: String,
+        error: String,
+    },
+    BuildSucceeded {
+        step_ms: i64,
+    },
+    BuildFailed {
+        status: String,
+    },
+    DeployTriggered {
+        step_ms: i64,
+    },
+    /// An execution of the trigger is running.
+    DeployStarted {
+        pipeline: String,
+        execution: String,
+        /// The execution in Deck, when `[spinnaker] deck_url` is set.
+        link: Option<String>,
+    },
+    /// Every execution succeeded.
+    Deployed {
+        step_ms: i64,
+    },
+    /// An execution ended without success.
+    DeployFailed {
+        pipeline: String,
+        /// Orca's final status.
+        status: String,
+        /// The first stage that failed.
+        stage: Option<String>,
+        link: Option<String>,
+        /// What to look at.
+        check: String,
+    },
+    /// No execution started in time.
+    DeployNotStarted {
+        waited_secs: i64,
+        check: String,
+    },
+    /// Still running when the deploy timeout passed.
+    DeployTimedOut {
+        waited_secs: i64,
+        link: Option<String>,
+    },
 }
 
 /// One outbound step, as the queue stores it (its JSON is the job's payload).
@@ -32,6 +77,12 @@ pub enum JobSpec {
     HandleBuild { delivery_id: DeliveryId },
     /// Send the Spinnaker trigger.
     Deploy { release_id: ReleaseId },
+    /// Look at what the trigger of a deployment started, in Gate: the `poll`th look.
+    FollowDeploy {
+        deployment_id: DeploymentId,
+        #[serde(default)]
+        poll: u32,
+    },
     /// Tell Slack.
     Notify {
         release_id: ReleaseId,
@@ -47,6 +98,7 @@ impl JobSpec {
             Self::CreateTag { .. } => "create_tag",
             Self::HandleBuild { .. } => "handle_build",
             Self::Deploy { .. } => "deploy",
+            Self::FollowDeploy { .. } => "follow_deploy",
             Self::Notify { .. } => "notify",
         }
     }
@@ -57,7 +109,7 @@ impl JobSpec {
             Self::CreateTag { release_id }
             | Self::Deploy { release_id }
             | Self::Notify { release_id, .. } => Some(*release_id),
-            Self::HandleBuild { .. } => None,
+            Self::HandleBuild { .. } | Self::FollowDeploy { .. } => None,
         }
     }
 }
@@ -74,6 +126,8 @@ pub enum Lane {
     Deploy(ReleaseId),
     /// One release's Slack messages, in order, so that the first is the thread's root.
     Notify(ReleaseId),
+    /// The looks at one deployment's executions, one at a time.
+    Follow(DeploymentId),
 }
 
 impl fmt::Display for Lane {
@@ -84,15 +138,17 @@ impl fmt::Display for Lane {
             Self::Build(delivery) => write!(f, "build:{delivery}"),
             Self::Deploy(release) => write!(f, "deploy:{release}"),
             Self::Notify(release) => write!(f, "notify:{release}"),
+            Self::Follow(deployment) => write!(f, "follow:{deployment}"),
         }
     }
 }
 
-/// A job to enqueue: what it does and the lane it waits in.
+/// A job to enqueue: what it does, the lane it waits in, and when it may run (at once if `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub spec: JobSpec,
     pub lane: Lane,
+    pub run_at: Option<Millis>,
 }
 
 impl Job {
@@ -103,6 +159,7 @@ impl Job {
                 project: project.clone(),
                 env: env.clone(),
             },
+            run_at: None,
         }
     }
 
@@ -110,6 +167,7 @@ impl Job {
         Self {
             spec: JobSpec::HandleBuild { delivery_id },
             lane: Lane::Build(delivery_id),
+            run_at: None,
         }
     }
 
@@ -117,6 +175,7 @@ impl Job {
         Self {
             spec: JobSpec::Deploy { release_id },
             lane: Lane::Deploy(release_id),
+            run_at: None,
         }
     }
 
@@ -124,6 +183,19 @@ impl Job {
         Self {
             spec: JobSpec::Notify { release_id, event },
             lane: Lane::Notify(release_id),
+            run_at: None,
+        }
+    }
+
+    /// The `poll`th look at a deployment's executions, at `at`.
+    pub fn follow(deployment_id: DeploymentId, poll: u32, at: Millis) -> Self {
+        Self {
+            spec: JobSpec::FollowDeploy {
+                deployment_id,
+                poll,
+            },
+            lane: Lane::Follow(deployment_id),
+            run_at: Some(at),
         }
     }
 }
@@ -183,6 +255,7 @@ mod tests {
             ),
             (Job::handle_build(DeliveryId(7)), "build:7"),
             (Job::deploy(ReleaseId(1)), "deploy:1"),
+            (Job::follow(DeploymentId(4), 0, 0), "follow:4"),
             (
                 Job::notify(ReleaseId(1), NotifyEvent::Tagged { step_ms: 1 }),
                 "notify:1",

@@ -10,6 +10,7 @@
 pub mod build;
 pub mod deploy;
 pub mod failure;
+pub mod follow;
 pub mod inbound;
 pub mod job;
 pub mod notify;

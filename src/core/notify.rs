@@ -14,6 +14,7 @@ pub enum Mark {
     BuildSucceeded,
     BuildFailed,
     Deploy,
+    Deployed,
 }
 
 /// A piece of a message's text.
@@ -67,6 +68,17 @@ pub struct Links<'a> {
 
 fn text(s: impl Into<String>) -> Span {
     Span::Text(s.into())
+}
+
+/// A link labelled `label`, or the label alone when there is no address.
+fn maybe_link(url: &Option<String>, label: &str) -> Span {
+    match url {
+        Some(url) => Span::Link {
+            url: url.clone(),
+            label: label.to_string(),
+        },
+        None => text(label),
+    }
 }
 
 /// The message for `event` on release `r`.
@@ -124,10 +136,78 @@ pub fn message(r: &Release, event: &NotifyEvent, links: &Links) -> Message {
                 text("deploy of "),
                 tag(),
                 text(format!(
-                    " triggered in {}; lead time {}",
+                    " triggered in {}; following it in Spinnaker",
+                    dur(*step_ms)
+                )),
+            ],
+        ),
+        NotifyEvent::DeployStarted {
+            pipeline,
+            execution,
+            link,
+        } => (
+            Mark::Deploy,
+            vec![
+                text(format!("pipeline `{pipeline}` started: ")),
+                maybe_link(link, execution),
+            ],
+        ),
+        NotifyEvent::Deployed { step_ms } => (
+            Mark::Deployed,
+            vec![
+                tag(),
+                text(format!(
+                    " deployed, {} after the trigger; lead time {}",
                     dur(*step_ms),
                     r.lead_time_ms().map(dur).unwrap_or_else(|| "n/a".into())
                 )),
+            ],
+        ),
+        NotifyEvent::DeployFailed {
+            pipeline,
+            status,
+            stage,
+            link,
+            check,
+        } => {
+            let mut spans = vec![Span::Strong("deploy failed".into())];
+            if !pipeline.is_empty() {
+                let at = stage
+                    .as_ref()
+                    .map(|s| format!(" at stage `{s}`"))
+                    .unwrap_or_default();
+                spans.push(text(format!(": pipeline `{pipeline}` ended {status}{at}")));
+            }
+            spans.push(text(format!(". {}", sentence(check))));
+            if let Some(link) = link {
+                spans.push(text(" "));
+                spans.push(Span::Link {
+                    url: link.clone(),
+                    label: "execution".into(),
+                });
+            }
+            (Mark::Failed, spans)
+        }
+        NotifyEvent::DeployNotStarted { waited_secs, check } => (
+            Mark::Failed,
+            vec![
+                Span::Strong("deploy did not start".into()),
+                text(format!(
+                    ": no pipeline execution {} after the trigger. {}",
+                    dur(waited_secs * 1000),
+                    sentence(check)
+                )),
+            ],
+        ),
+        NotifyEvent::DeployTimedOut { waited_secs, link } => (
+            Mark::Failed,
+            vec![
+                Span::Strong("deploy timed out".into()),
+                text(format!(
+                    ": still running {} after the trigger ",
+                    dur(waited_secs * 1000)
+                )),
+                maybe_link(link, "execution"),
             ],
         ),
     };
@@ -167,6 +247,15 @@ pub fn message(r: &Release, event: &NotifyEvent, links: &Links) -> Message {
         headline,
         context,
     }
+}
+
+/// `text` with a capital first letter, to start a sentence.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A duration as people read it: `850 ms`, `4.2 s`, `3 min 5 s`, `2 h 4 min`.

@@ -2,8 +2,8 @@
 //! transaction (with the job that made it, if any); it decides nothing itself.
 
 use crate::domain::{
-    CommitSha, DeliveryId, EnvName, ProjectName, ReleaseId, ReleaseStatus, TagName, TagOrigin,
-    Version,
+    CommitSha, DeliveryId, DeploymentId, DeploymentStatus, EnvName, Millis, ProjectName, ReleaseId,
+    ReleaseStatus, TagName, TagOrigin, Version,
 };
 
 use super::job::Job;
@@ -27,6 +27,15 @@ pub enum ReleaseChange {
     },
     /// Spinnaker's Gate accepted the deploy trigger.
     DeployTriggered { event_id: Option<String> },
+    /// An execution of the trigger started, at `at` (Gate's time).
+    DeployStarted { at: Millis },
+    /// Every execution succeeded; the last ended at `at` (Gate's time).
+    Deployed { at: Millis },
+    /// The deploy ended without success: `DeployFailed`, `DeployNotStarted` or `DeployTimedOut`.
+    DeployEnded {
+        status: ReleaseStatus,
+        error: String,
+    },
     /// A step failed for good.
     Failed { error: String },
     /// A failed job was retried by hand: the release goes back to the step the job performs.
@@ -59,6 +68,11 @@ impl ReleaseChange {
                 Transition::To(BuildFailed, &[Received, Tagged, Built, BuildFailed])
             }
             Self::DeployTriggered { .. } => Transition::To(DeployTriggered, &[Built]),
+            Self::DeployStarted { .. } => Transition::To(DeployStarted, &[DeployTriggered]),
+            Self::Deployed { .. } => Transition::To(Deployed, &[DeployTriggered, DeployStarted]),
+            Self::DeployEnded { status, .. } => {
+                Transition::To(*status, &[DeployTriggered, DeployStarted])
+            }
             Self::Failed { .. } => Transition::To(Failed, &[Received, Tagged, Built]),
             Self::Reopened { at } => Transition::To(*at, &[Failed]),
         }
@@ -71,6 +85,59 @@ impl ReleaseChange {
             Transition::To(to, allowed) => allowed.contains(&from).then_some(to),
         }
     }
+}
+
+/// A change to a deployment's record, allowed from the statuses [`Self::from`] names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeploymentChange {
+    /// Gate accepted the trigger at `at`, answering Echo's `event_id`.
+    Triggered {
+        event_id: Option<String>,
+        at: Millis,
+    },
+    /// An execution started at `at` (Gate's time).
+    Started { at: Millis },
+    /// The deployment ended, `status` final, at `at`.
+    Finished {
+        status: DeploymentStatus,
+        at: Millis,
+        failed_stage: Option<String>,
+        error: Option<String>,
+    },
+}
+
+impl DeploymentChange {
+    /// The status after the change.
+    pub fn to(&self) -> DeploymentStatus {
+        match self {
+            Self::Triggered { .. } => DeploymentStatus::Triggered,
+            Self::Started { .. } => DeploymentStatus::Started,
+            Self::Finished { status, .. } => *status,
+        }
+    }
+
+    /// The statuses the change applies from.
+    pub fn from(&self) -> &'static [DeploymentStatus] {
+        use DeploymentStatus::*;
+        match self {
+            Self::Triggered { .. } => &[Triggering],
+            Self::Started { .. } => &[Triggered],
+            Self::Finished { .. } => &[Triggering, Triggered, Started],
+        }
+    }
+}
+
+/// An execution as last seen, to record (or update) under its deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionSeen {
+    pub deployment: DeploymentId,
+    pub id: String,
+    pub application: String,
+    pub name: String,
+    pub status: String,
+    pub started_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+    pub failed_stage: Option<String>,
 }
 
 /// One line to add to a release's timeline.
@@ -106,6 +173,8 @@ pub struct DeliveryOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
     pub releases: Vec<(ReleaseId, ReleaseChange)>,
+    pub deployments: Vec<(DeploymentId, DeploymentChange)>,
+    pub executions: Vec<ExecutionSeen>,
     pub timeline: Vec<TimelineEntry>,
     pub jobs: Vec<Job>,
     pub tags: Vec<NewTag>,
@@ -118,6 +187,16 @@ impl Changes {
         self
     }
 
+    pub fn deployment(mut self, id: DeploymentId, change: DeploymentChange) -> Self {
+        self.deployments.push((id, change));
+        self
+    }
+
+    pub fn execution(mut self, seen: ExecutionSeen) -> Self {
+        self.executions.push(seen);
+        self
+    }
+
     pub fn event(mut self, release: ReleaseId, step: &'static str, message: String) -> Self {
         self.timeline.push(TimelineEntry {
             release,
@@ -125,6 +204,19 @@ impl Changes {
             message,
         });
         self
+    }
+
+    /// Adds everything `other` holds after what this one holds.
+    pub fn extend(&mut self, other: Changes) {
+        self.releases.extend(other.releases);
+        self.deployments.extend(other.deployments);
+        self.executions.extend(other.executions);
+        self.timeline.extend(other.timeline);
+        self.jobs.extend(other.jobs);
+        self.tags.extend(other.tags);
+        if other.delivery.is_some() {
+            self.delivery = other.delivery;
+        }
     }
 
     pub fn job(mut self, job: Job) -> Self {
@@ -186,6 +278,12 @@ mod tests {
             error: "boom".into(),
         };
         let reopen_tag = ReleaseChange::Reopened { at: Received };
+        let started = ReleaseChange::DeployStarted { at: 1 };
+        let deployed = ReleaseChange::Deployed { at: 2 };
+        let not_started = ReleaseChange::DeployEnded {
+            status: DeployNotStarted,
+            error: "no pipeline".into(),
+        };
         // (change, from, to): `None` means the change does not apply from there.
         let table: &[(&ReleaseChange, ReleaseStatus, Option<ReleaseStatus>)] = &[
             (&tagged(), Received, Some(Tagged)),
@@ -202,6 +300,15 @@ mod tests {
             (&triggered, Built, Some(DeployTriggered)),
             (&triggered, Tagged, None),
             (&triggered, DeployTriggered, None),
+            (&started, DeployTriggered, Some(DeployStarted)),
+            (&started, DeployStarted, None),
+            (&deployed, DeployStarted, Some(Deployed)),
+            (&deployed, DeployTriggered, Some(Deployed)),
+            (&deployed, Built, None),
+            (&deployed, Deployed, None),
+            (&not_started, DeployTriggered, Some(DeployNotStarted)),
+            (&not_started, Deployed, None),
+            (&failed, DeployTriggered, None),
             (&failed, Received, Some(Failed)),
             (&failed, Built, Some(Failed)),
             (&failed, DeployTriggered, None),
@@ -267,16 +374,21 @@ mod properties {
     }
 
     proptest! {
-        /// Whatever happens to a release, in any order, it is deployed at most once, never after
-        /// it failed, and only after it was built.
+        /// Whatever happens to a release, in any order, it is triggered at most once, never after
+        /// it failed, only after it was built, and confirmed deployed only after its trigger.
         #[test]
         fn a_release_deploys_once_and_only_once_built(changes in proptest::collection::vec(change(), 0..12)) {
             let mut status = Received;
             let mut deploys = 0;
             let mut built = false;
+            let mut triggered = false;
             for c in &changes {
                 let Some(next) = c.apply(status) else { continue };
                 if next == Built { built = true; }
+                if next == DeployTriggered { triggered = true; }
+                if matches!(next, Deployed | DeployStarted | DeployFailed) {
+                    prop_assert!(triggered, "{next} before a trigger");
+                }
                 if next == DeployTriggered && status != DeployTriggered {
                     deploys += 1;
                     prop_assert!(built, "deployed without a build");

@@ -204,6 +204,8 @@ mod tests {
             scheme: TagScheme::new("stg{major}.{minor}.{patch}", Bump::Patch, Some(99)).unwrap(),
             initial: Version::new(0, 0, 1),
             spinnaker_source: None,
+            spinnaker_application: "*".into(),
+            gate_url: None,
             parameters: Default::default(),
         }
     }
@@ -307,6 +309,8 @@ mod properties {
                 scheme: TagScheme::new("stg{major}.{minor}.{patch}", Bump::Patch, Some(99)).unwrap(),
                 initial: Version::new(0, 0, 1),
                 spinnaker_source: None,
+                spinnaker_application: "*".into(),
+                gate_url: None,
                 parameters: Default::default(),
             };
             let listed: Vec<RepoTag> = listed.iter().map(|&(a, b, c)| RepoTag {

@@ -27,6 +27,8 @@ pub fn release() -> Release {
         tagged_at: Some(1_100),
         built_at: None,
         deploy_triggered_at: None,
+        deploy_started_at: None,
+        deployed_at: None,
         finished_at: None,
         updated_at: 1_100,
     }

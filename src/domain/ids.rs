@@ -45,3 +45,7 @@ id!(
     /// An inbound webhook request as received.
     DeliveryId
 );
+id!(
+    /// A release's pass into one environment.
+    DeploymentId
+);

@@ -12,11 +12,12 @@ mod time;
 mod version;
 
 pub use commit::{CommitSha, short_sha};
-pub use ids::{DeliveryId, JobId, ReleaseId};
+pub use ids::{DeliveryId, DeploymentId, JobId, ReleaseId};
 pub use names::{EnvName, NameError, ProjectName, TagName};
 pub use records::{
-    Delivery, DeliveryKey, JobAttempt, JobRecord, JobState, KnownTag, NewDelivery, NewRelease,
-    Release, ReleaseEvent, ReleaseStatus, RepoTag, Source, TagOrigin,
+    Delivery, DeliveryKey, Deployment, DeploymentKind, DeploymentStatus, Execution, JobAttempt,
+    JobRecord, JobState, KnownTag, NewDelivery, NewRelease, Release, ReleaseEvent, ReleaseStatus,
+    RepoTag, Source, Stage, TagOrigin,
 };
 pub use template::{NAMES as TEMPLATE_NAMES, Template};
 pub use time::{Millis, now_ms};

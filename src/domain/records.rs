@@ -5,7 +5,7 @@
 use std::fmt;
 
 use super::commit::CommitSha;
-use super::ids::{DeliveryId, JobId, ReleaseId};
+use super::ids::{DeliveryId, DeploymentId, JobId, ReleaseId};
 use super::names::{EnvName, ProjectName, TagName};
 use super::time::Millis;
 use super::version::Version;
@@ -60,8 +60,18 @@ words!(
         Tagged = "tagged",
         /// The build succeeded; the deploy trigger is being sent.
         Built = "built",
-        /// Spinnaker accepted the trigger. Final.
+        /// Spinnaker accepted the trigger; Hoist looks for the executions it started.
         DeployTriggered = "deploy_triggered",
+        /// A pipeline execution of the trigger is running.
+        DeployStarted = "deploy_started",
+        /// Every execution of the trigger succeeded. Final.
+        Deployed = "deployed",
+        /// An execution ended without success. Final.
+        DeployFailed = "deploy_failed",
+        /// No execution started within `[spinnaker] start_timeout_secs`. Final.
+        DeployNotStarted = "deploy_not_started",
+        /// Still running after `[spinnaker] deploy_timeout_secs`. Final.
+        DeployTimedOut = "deploy_timed_out",
         /// The build failed; nothing was deployed. Final.
         BuildFailed = "build_failed",
         /// A step failed for good (commit missing, retries exhausted). Final.
@@ -74,7 +84,12 @@ impl ReleaseStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Self::DeployTriggered | Self::BuildFailed | Self::Failed
+            Self::Deployed
+                | Self::DeployFailed
+                | Self::DeployNotStarted
+                | Self::DeployTimedOut
+                | Self::BuildFailed
+                | Self::Failed
         )
     }
 }
@@ -99,6 +114,47 @@ words!(
         Push = "push",
     }
 );
+
+words!(
+    /// Why a deployment was made.
+    DeploymentKind {
+        /// The release's own deploy, in the environment its ticket named.
+        Release = "release",
+        /// The release carried into a further environment.
+        Promotion = "promotion",
+        /// An earlier release deployed again to replace the current one.
+        Rollback = "rollback",
+    }
+);
+
+words!(
+    /// Where a deployment is: triggered, then followed to its end in Spinnaker.
+    DeploymentStatus {
+        /// The trigger is being sent.
+        Triggering = "triggering",
+        /// Gate accepted the trigger; no execution seen yet.
+        Triggered = "triggered",
+        /// An execution is running.
+        Started = "started",
+        /// Every execution succeeded. Final.
+        Deployed = "deployed",
+        /// An execution ended without success. Final.
+        Failed = "failed",
+        /// No execution started in time. Final.
+        NotStarted = "not_started",
+        /// Executions still ran when the deploy timeout passed. Final.
+        TimedOut = "timed_out",
+    }
+);
+
+impl DeploymentStatus {
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Deployed | Self::Failed | Self::NotStarted | Self::TimedOut
+        )
+    }
+}
 
 words!(
     /// Where a job is in the queue.
@@ -197,6 +253,10 @@ pub struct Release {
     pub tagged_at: Option<Millis>,
     pub built_at: Option<Millis>,
     pub deploy_triggered_at: Option<Millis>,
+    /// When the deploy's first execution started, as Gate reports it.
+    pub deploy_started_at: Option<Millis>,
+    /// When the deploy ended with every execution succeeded, as Gate reports it.
+    pub deployed_at: Option<Millis>,
     pub finished_at: Option<Millis>,
     pub updated_at: Millis,
 }
@@ -207,8 +267,13 @@ impl Release {
         self.full_commit.as_ref().unwrap_or(&self.commit)
     }
 
-    /// Ticket received to deploy triggered, once both happened.
+    /// Lead time: ticket received to deploy confirmed finished (SPEC 3.4), once it is.
     pub fn lead_time_ms(&self) -> Option<Millis> {
+        self.deployed_at.map(|t| t - self.received_at)
+    }
+
+    /// Ticket received to deploy triggered, once both happened (kept beside the lead time).
+    pub fn trigger_lead_time_ms(&self) -> Option<Millis> {
         self.deploy_triggered_at.map(|t| t - self.received_at)
     }
 }
@@ -267,4 +332,53 @@ pub struct RepoTag {
     pub name: String,
     /// The commit's full hash, as the repository gives it.
     pub commit: String,
+}
+
+/// One pass of a release into an environment: the trigger sent to Spinnaker, and what became of it.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub id: DeploymentId,
+    pub release: ReleaseId,
+    pub project: ProjectName,
+    pub env: EnvName,
+    pub kind: DeploymentKind,
+    pub tag: TagName,
+    /// The Spinnaker webhook source triggered.
+    pub source: String,
+    /// The application whose executions are looked up (`*`: any).
+    pub application: String,
+    pub status: DeploymentStatus,
+    /// Echo's id of the trigger event.
+    pub event_id: Option<String>,
+    pub created_at: Millis,
+    pub triggered_at: Option<Millis>,
+    /// When the first execution started, as Gate reports it.
+    pub started_at: Option<Millis>,
+    /// When the deployment ended: the executions' end as Gate reports it, or when Hoist gave up.
+    pub finished_at: Option<Millis>,
+    /// The first stage that failed, when one did.
+    pub failed_stage: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A Spinnaker pipeline execution, as Gate reports it (Orca's execution, the fields Hoist reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    pub id: String,
+    pub application: String,
+    /// The pipeline's name.
+    pub name: String,
+    /// Orca's status, as given (`RUNNING`, `SUCCEEDED`, `TERMINAL`...).
+    pub status: String,
+    pub start_time: Option<Millis>,
+    pub end_time: Option<Millis>,
+    pub stages: Vec<Stage>,
+}
+
+/// One stage of an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    pub name: String,
+    pub kind: String,
+    pub status: String,
 }

@@ -12,10 +12,10 @@ pub enum StoreError {
     Failed(String),
     #[error("corrupt record: {0}")]
     Corrupt(String),
-    /// A decision was made on a release that changed meanwhile: nothing was written; deciding
+    /// A decision was made on a record that changed meanwhile: nothing was written; deciding
     /// again on what is stored now settles it.
-    #[error("release {0} changed meanwhile: {1}")]
-    Stale(crate::domain::ReleaseId, String),
+    #[error("changed meanwhile: {0}")]
+    Stale(String),
 }
 
 impl StoreError {

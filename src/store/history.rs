@@ -1,15 +1,17 @@
 //! The store's API for what happened: releases, their timelines, deliveries and known tags.
 
+use super::deployments;
 use super::error::{Result, StoreError};
 use super::handle::Store;
 use super::records::{
     apply, delivery, events, events_since, insert_release, known_tags, record_tag, release,
     release_for_build, releases, tags_for_commit,
 };
-use crate::core::plan::{Changes, NewTag};
+use crate::core::deploy::NewDeployment;
+use crate::core::plan::{Changes, ExecutionSeen, NewTag};
 use crate::domain::{
-    CommitSha, Delivery, DeliveryId, EnvName, JobId, KnownTag, NewRelease, ProjectName, Release,
-    ReleaseEvent, ReleaseId, TagName,
+    CommitSha, Delivery, DeliveryId, Deployment, DeploymentId, EnvName, JobId, KnownTag,
+    NewRelease, ProjectName, Release, ReleaseEvent, ReleaseId, TagName,
 };
 
 impl Store {
@@ -120,5 +122,34 @@ impl Store {
             })
         })
         .await
+    }
+}
+
+impl Store {
+    /// The deployment `new` describes, recorded before its trigger is sent (or the one a run of
+    /// the same job recorded before it crashed, still being triggered).
+    pub async fn start_deployment(&self, new: NewDeployment) -> Result<Deployment> {
+        self.write(move |c| {
+            let new = new.clone();
+            Box::pin(async move { deployments::start(c, &new).await })
+        })
+        .await
+    }
+
+    pub async fn deployment(&self, id: DeploymentId) -> Result<Option<Deployment>> {
+        self.read(move |c| Box::pin(deployments::deployment(c, id)))
+            .await
+    }
+
+    /// A release's deployments, first first.
+    pub async fn deployments(&self, release: ReleaseId) -> Result<Vec<Deployment>> {
+        self.read(move |c| Box::pin(deployments::of_release(c, release)))
+            .await
+    }
+
+    /// A deployment's executions as last seen.
+    pub async fn executions(&self, deployment: DeploymentId) -> Result<Vec<ExecutionSeen>> {
+        self.read(move |c| Box::pin(deployments::executions(c, deployment)))
+            .await
     }
 }

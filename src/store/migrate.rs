@@ -24,6 +24,7 @@ const SQLITE: &[Migration] = migrations!("sqlite":
     4 "0004_delivery_event_time",
     5 "0005_one_running_job_per_lane",
     6 "0006_open_release_flag",
+    7 "0007_deploy_tracking",
 );
 
 const POSTGRES: &[Migration] = migrations!("postgres":
@@ -33,6 +34,7 @@ const POSTGRES: &[Migration] = migrations!("postgres":
     4 "0004_delivery_event_time",
     5 "0005_one_running_job_per_lane",
     6 "0006_native_types",
+    7 "0007_deploy_tracking",
 );
 
 fn list(backend: Backend) -> &'static [Migration] {

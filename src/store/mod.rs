@@ -9,6 +9,7 @@
 //! operations (`ingest.rs`, `jobs.rs`, `records.rs`), which use the connection (`db.rs`).
 
 pub mod db;
+mod deployments;
 mod error;
 mod handle;
 mod history;

@@ -10,7 +10,7 @@ use crate::domain::{
     ReleaseEvent, ReleaseId, ReleaseStatus, Source, TagName, TagOrigin, Version, now_ms,
 };
 
-pub(crate) const RELEASE_COLUMNS: &str = "id, project, env, repo, commit_sha, full_commit, issue, status, tag, version, tag_reused, build_url, build_status, deploy_event_id, slack_ts, error, received_at, commit_verified_at, tagged_at, built_at, deploy_triggered_at, finished_at, updated_at";
+pub(crate) const RELEASE_COLUMNS: &str = "id, project, env, repo, commit_sha, full_commit, issue, status, tag, version, tag_reused, build_url, build_status, deploy_event_id, slack_ts, error, received_at, commit_verified_at, tagged_at, built_at, deploy_triggered_at, deploy_started_at, deployed_at, finished_at, updated_at";
 
 fn release_from(r: &Row) -> Result<Release> {
     Ok(Release {
@@ -37,6 +37,8 @@ fn release_from(r: &Row) -> Result<Release> {
         tagged_at: r.opt_time("tagged_at")?,
         built_at: r.opt_time("built_at")?,
         deploy_triggered_at: r.opt_time("deploy_triggered_at")?,
+        deploy_started_at: r.opt_time("deploy_started_at")?,
+        deployed_at: r.opt_time("deployed_at")?,
         finished_at: r.opt_time("finished_at")?,
         updated_at: r.time("updated_at")?,
     })
@@ -285,13 +287,14 @@ pub(crate) async fn enqueue(c: &mut dyn Conn, job: &Job, max_attempts: u32) -> R
     let row = c
         .query_one(
             "INSERT INTO jobs (kind, release_id, lane, payload, state, attempts, max_attempts, run_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $6, $6) RETURNING id",
+             VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $7) RETURNING id",
             params![
                 job.spec.kind(),
                 job.spec.release().map(|r| r.0),
                 lane.as_str(),
                 payload.as_str(),
                 i64::from(max_attempts),
+                time(job.run_at.unwrap_or_else(now_ms)),
                 time(now_ms())
             ],
         )
@@ -371,6 +374,24 @@ async fn change_release(c: &mut dyn Conn, id: ReleaseId, change: &ReleaseChange)
                     let sql = format!("UPDATE releases SET {head}, error = $6 WHERE {guard}");
                     c.execute(&sql, &p).await?
                 }
+                ReleaseChange::DeployStarted { at } => {
+                    let mut p = base.to_vec();
+                    p.push(time(*at));
+                    let sql = format!("UPDATE releases SET {head}, deploy_started_at = $6 WHERE {guard}");
+                    c.execute(&sql, &p).await?
+                }
+                ReleaseChange::Deployed { at } => {
+                    let mut p = base.to_vec();
+                    p.push(time(*at));
+                    let sql = format!("UPDATE releases SET {head}, deployed_at = $6 WHERE {guard}");
+                    c.execute(&sql, &p).await?
+                }
+                ReleaseChange::DeployEnded { error, .. } => {
+                    let mut p = base.to_vec();
+                    p.extend_from_slice(params![error.as_str()]);
+                    let sql = format!("UPDATE releases SET {head}, error = $6 WHERE {guard}");
+                    c.execute(&sql, &p).await?
+                }
                 ReleaseChange::Reopened { .. } => {
                     let sql = format!("UPDATE releases SET {head}, error = NULL WHERE {guard}");
                     c.execute(&sql, base).await?
@@ -380,10 +401,9 @@ async fn change_release(c: &mut dyn Conn, id: ReleaseId, change: &ReleaseChange)
         }
     };
     if changed == 0 {
-        return Err(StoreError::Stale(
-            id,
-            format!("{change:?} does not apply to the release as it is now"),
-        ));
+        return Err(StoreError::Stale(format!(
+            "release {id}: {change:?} does not apply to it as it is now"
+        )));
     }
     Ok(())
 }
@@ -396,6 +416,12 @@ pub(crate) async fn apply(
 ) -> Result<Vec<JobId>> {
     for (id, change) in &changes.releases {
         change_release(c, *id, change).await?;
+    }
+    for (id, change) in &changes.deployments {
+        super::deployments::change(c, *id, change).await?;
+    }
+    for e in &changes.executions {
+        super::deployments::saw(c, e).await?;
     }
     for e in &changes.timeline {
         add_event(c, e.release, e.step, &e.message).await?;

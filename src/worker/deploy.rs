@@ -1,4 +1,5 @@
-//! Deploy (SPEC 3.2): the Spinnaker webhook trigger with the environment's parameters.
+//! Deploy (SPEC 3.2): the Spinnaker webhook trigger with the environment's parameters, recorded
+//! as a deployment that the next jobs follow to its end ([`super::follow`]).
 
 use super::step::{Context, StepError, StepResult, finish};
 use super::tag::configured;
@@ -18,25 +19,40 @@ pub async fn run(ctx: &Context, job: &ClaimedJob, release_id: ReleaseId) -> Step
         return finish(ctx, job, &outcome, Default::default()).await;
     }
     let (project, env) = configured(ctx, &r)?;
-    let gate = ctx
-        .clients
-        .gate
-        .as_ref()
-        .ok_or_else(|| StepError::Fatal("no [spinnaker] gate_url is configured".into()))?;
     let source = env.spinnaker_source.as_deref().ok_or_else(|| {
         StepError::Fatal(format!(
             "projects.{}.environments.{}.spinnaker_source is not set",
             project.name, r.env
         ))
     })?;
+    let gate = ctx
+        .clients
+        .gate(env, &ctx.config.spinnaker)
+        .ok_or_else(|| {
+            StepError::Fatal(format!(
+                "no Gate for {}/{}: set [spinnaker] gate_url or the environment's gate_url",
+                project.name, r.env
+            ))
+        })?;
+    let new = deploy::release_deployment(&r, env, source)
+        .ok_or_else(|| StepError::Fatal(format!("release {} has no tag to deploy", r.id)))?;
+    let deployment = ctx.store.start_deployment(new).await?;
     let parameters = deploy::parameters(&r, env);
     let event_id = gate
         .trigger(source, &parameters, serde_json::json!({}))
         .await?;
-    let changes = deploy::triggered(&ctx.config, &r, source, event_id.as_deref(), now_ms());
+    let changes = deploy::triggered(
+        &ctx.config,
+        &r,
+        deployment.id,
+        source,
+        event_id.as_deref(),
+        now_ms(),
+    );
     finish(ctx, job, "deploy triggered", changes).await?;
     tracing::info!(
         release.id = r.id.0,
+        deployment.id = deployment.id.0,
         event_id = event_id.as_deref().unwrap_or(""),
         "deploy triggered"
     );

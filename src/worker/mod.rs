@@ -7,6 +7,7 @@
 
 mod build;
 mod deploy;
+mod follow;
 mod notify;
 mod step;
 mod tag;
@@ -92,6 +93,10 @@ async fn run_job(ctx: &Context, job: &ClaimedJob) -> StepResult {
         JobSpec::CreateTag { release_id } => tag::run(ctx, job, *release_id).await,
         JobSpec::HandleBuild { delivery_id } => build::run(ctx, job, *delivery_id).await,
         JobSpec::Deploy { release_id } => deploy::run(ctx, job, *release_id).await,
+        JobSpec::FollowDeploy {
+            deployment_id,
+            poll,
+        } => follow::run(ctx, job, *deployment_id, *poll).await,
         JobSpec::Notify { release_id, event } => notify::run(ctx, job, *release_id, event).await,
     }
 }
@@ -112,13 +117,37 @@ async fn record_failure(ctx: &Context, job: &ClaimedJob, e: &StepError) -> Resul
             .map(drop);
     }
     tracing::error!(job.id = job.id.0, job.kind = job.spec.kind(), error = %message, attempts = job.attempt, "job failed for good");
-    let changes = failure::give_up(&ctx.config, &job.spec, &message, job.attempt);
+    let changes = gave_up(ctx, job, &message).await;
     let queued = !changes.jobs.is_empty();
     ctx.store.give_up(job, &message, changes).await?;
     if queued {
         ctx.wake.notify_one();
     }
     Ok(())
+}
+
+/// What giving up on `job` means: the core's rule for its kind, with the records it needs read.
+async fn gave_up(ctx: &Context, job: &ClaimedJob, error: &str) -> crate::core::plan::Changes {
+    let mut changes = failure::give_up(&ctx.config, &job.spec, error, job.attempt);
+    let extra = match &job.spec {
+        JobSpec::FollowDeploy { deployment_id, .. } => {
+            follow::gave_up(ctx, *deployment_id, error).await
+        }
+        JobSpec::Deploy { release_id } => ctx
+            .store
+            .deployments(*release_id)
+            .await
+            .map(|all| failure::trigger_abandoned(&all, error, now_ms()))
+            .map_err(StepError::from),
+        _ => Ok(Default::default()),
+    };
+    match extra {
+        Ok(more) => changes.extend(more),
+        Err(e) => {
+            tracing::warn!(job.id = job.id.0, error = %e, "could not read what giving up a job changes")
+        }
+    }
+    changes
 }
 
 /// Exponential backoff with jitter: base * 2^(attempt-1), capped, then a random point in its upper

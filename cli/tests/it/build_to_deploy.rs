@@ -17,7 +17,7 @@ async fn ticket_to_deploy_end_to_end() {
         .wait_release(id, WAIT, |r| r.status.is_terminal())
         .await
         .unwrap();
-    assert_eq!(r.status, ReleaseStatus::DeployTriggered, "{:?}", r.error);
+    assert_eq!(r.status, ReleaseStatus::Deployed, "{:?}", r.error);
     let triggers = s.gate.triggers();
     assert_eq!(triggers.len(), 1);
     assert_eq!(triggers[0].source, "payments-api-stg");
@@ -45,17 +45,18 @@ async fn ticket_to_deploy_end_to_end() {
             && r.tagged_at <= r.built_at
             && r.built_at <= r.deploy_triggered_at
     );
+    assert!(r.deploy_triggered_at <= r.deployed_at);
     s.settle(WAIT).await.unwrap();
-    // One thread: tagged (root), build succeeded, deploy triggered (replies).
+    // One thread: tagged (root), build succeeded, deploy triggered, started, deployed (replies).
     let msgs = s.slack.messages();
-    assert_eq!(msgs.len(), 3, "{msgs:?}");
+    assert_eq!(msgs.len(), 5, "{msgs:?}");
     assert!(msgs[0].thread_ts.is_none());
     assert!(
         msgs[1..]
             .iter()
             .all(|m| m.thread_ts.as_deref() == Some(msgs[0].ts.as_str()))
     );
-    let last = msgs[2].text.clone().unwrap();
+    let last = msgs[4].text.clone().unwrap();
     assert!(last.contains("lead time"), "{last}");
     assert!(
         msgs[1]
@@ -80,7 +81,7 @@ async fn each_job_of_a_release_runs_once() {
         .wait_release(id, WAIT, |r| r.status.is_terminal())
         .await
         .unwrap();
-    assert_eq!(r.status, ReleaseStatus::DeployTriggered, "{:?}", r.error);
+    assert_eq!(r.status, ReleaseStatus::Deployed, "{:?}", r.error);
     s.settle(WAIT).await.unwrap();
     let jobs = s.hoist.store.jobs_for_release(id.into()).await.unwrap();
     let run: Vec<_> = jobs
@@ -127,7 +128,7 @@ async fn gitlab_and_github_app_payloads_work() {
         })
         .await
         .unwrap();
-    assert_eq!(r.status, ReleaseStatus::DeployTriggered, "{:?}", r.error);
+    assert_eq!(r.status, ReleaseStatus::Deployed, "{:?}", r.error);
     assert_eq!(s.gate.triggers().len(), 1);
     s.finish().await.unwrap();
 }
@@ -159,7 +160,7 @@ async fn a_tag_made_by_hand_deploys_through_the_scm() {
     assert_eq!(triggers[0].parameters["tag"], "stg3.1.4");
     let releases = s.hoist.store.releases(10, None).await.unwrap();
     assert_eq!(releases.len(), 1);
-    assert_eq!(releases[0].status, ReleaseStatus::DeployTriggered);
+    assert_eq!(releases[0].status, ReleaseStatus::Deployed);
     assert_eq!(releases[0].issue, None);
     s.finish().await.unwrap();
 }
@@ -331,7 +332,7 @@ async fn gate_errors_then_recovery_trigger_once() {
         .wait_release(id, WAIT, |r| r.status.is_terminal())
         .await
         .unwrap();
-    assert_eq!(r.status, ReleaseStatus::DeployTriggered, "{:?}", r.error);
+    assert_eq!(r.status, ReleaseStatus::Deployed, "{:?}", r.error);
     assert_eq!(s.gate.triggers().len(), 1);
     let jobs = s.hoist.store.jobs_for_release(id.into()).await.unwrap();
     let deploy = jobs.iter().find(|j| j.kind == "deploy").unwrap();
@@ -439,11 +440,12 @@ async fn outages_and_timeouts_of_every_service_end_when_they_recover() {
             .wait_release(id, WAIT, |r| r.status.is_terminal())
             .await
             .unwrap();
-        assert_eq!(r.status, ReleaseStatus::DeployTriggered, "{:?}", r.error);
+        assert_eq!(r.status, ReleaseStatus::Deployed, "{:?}", r.error);
     }
     s.settle(WAIT).await.unwrap();
     assert_eq!(s.gate.triggers().len(), 3);
-    // Every step of every release reached Slack once it was back: 3 messages each.
-    assert_eq!(s.slack.messages().len(), 9);
+    // Every step of every release reached Slack once it was back: 5 messages each (tagged,
+    // built, deploy triggered, started, deployed).
+    assert_eq!(s.slack.messages().len(), 15);
     s.finish().await.unwrap();
 }

@@ -159,7 +159,7 @@ async fn next_tag_releases_retry_and_replay() {
     assert!(
         eventually(
             Duration::from_secs(20),
-            async || h.release(id).await["status"] == "deploy_triggered"
+            async || h.release(id).await["status"] == "deployed"
         )
         .await
     );
@@ -203,7 +203,7 @@ async fn next_tag_releases_retry_and_replay() {
     assert!(
         eventually(
             Duration::from_secs(20),
-            async || h.release(id).await["status"] == "deploy_triggered"
+            async || h.release(id).await["status"] == "deployed"
         )
         .await,
         "{}",

@@ -147,7 +147,7 @@ async fn kill_9_with_releases_in_flight_loses_nothing_and_tags_nothing_twice() {
     let all_deployed = eventually(Duration::from_secs(30), async || {
         let r = releases(&h).await;
         ids.iter()
-            .all(|id| r.get(id).is_some_and(|(s, _)| s == "deploy_triggered"))
+            .all(|id| r.get(id).is_some_and(|(s, _)| s == "deployed"))
     })
     .await;
     assert!(
@@ -218,7 +218,7 @@ async fn two_replicas_share_the_work_and_one_killed_midway_loses_nothing() {
     let done = eventually(Duration::from_secs(40), async || {
         let r = releases(&b).await;
         ids.iter()
-            .all(|id| r.get(id).is_some_and(|(s, _)| s == "deploy_triggered"))
+            .all(|id| r.get(id).is_some_and(|(s, _)| s == "deployed"))
     })
     .await;
     assert!(done, "replica b did not finish: {:?}", releases(&b).await);

@@ -77,6 +77,8 @@ auth = {{ bearer = {{ env = "HOIST_TEST_BITBUCKET_TOKEN" }} }}
 
 [spinnaker]
 gate_url = "{gate}"
+poll_min_ms = 50
+poll_max_secs = 1
 
 [slack]
 bot_token = {{ env = "HOIST_TEST_SLACK_TOKEN" }}

@@ -272,6 +272,8 @@ timeout_secs = 5
 
 [spinnaker]
 gate_url = "{gate_url}"
+poll_min_ms = 50
+poll_max_secs = 1
 timeout_secs = 5
 
 [slack]

@@ -12,10 +12,12 @@
 //! - `spawn`: starts a server, measures the time from `spawn` to its `/healthz` answering 200,
 //!   leaves it running and writes its pid.
 //! - `free-port`: prints a free loopback port.
-//! - `scm`: SCM calls per release and Hoist's own time per step, on `hoist_cli::stack::Stack`.
+//! - `scm`: SCM calls per release, Hoist's own time per step, and Gate calls and own time of
+//!   deploy following, on `hoist_cli::stack::Stack`.
 //! - `report`: prints the final table from the `key value` lines the harness collected.
 
 mod delay;
+mod follow;
 mod load;
 mod report;
 mod scm;

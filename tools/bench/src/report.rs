@@ -237,6 +237,33 @@ pub fn report(path: &std::path::Path) -> anyhow::Result<()> {
         );
     }
 
+    if r.0.keys().any(|k| k.starts_with("follow.")) {
+        println!();
+        println!(
+            "Deploy following (Spinnaker's default schedule; own = Gate answering SUCCEEDED -> Slack receiving `deployed`)"
+        );
+        println!(
+            "{:<10} {:>8} {:>9} {:>16} {:>10} {:>10} {:>10}",
+            "backend", "deploy", "releases", "Gate calls mean", "max", "own p50", "own max"
+        );
+        for backend in ["sqlite", "postgres"] {
+            let k = |f: &str| format!("follow.{backend}.{f}");
+            let Some(mean) = r.num(&k("calls_mean")) else {
+                continue;
+            };
+            println!(
+                "{:<10} {:>8} {:>9} {:>16.2} {:>10} {:>10} {:>10}",
+                backend,
+                format!("{} s", r.text(&k("deploy_secs")).unwrap_or("-")),
+                r.text(&k("releases")).unwrap_or("-"),
+                mean,
+                r.text(&k("calls_max")).unwrap_or("-"),
+                ms(r.num(&k("own_p50_us"))),
+                ms(r.num(&k("own_max_us")))
+            );
+        }
+    }
+
     println!();
     println!(
         "Memory and start (hoist serve; start = spawn to the first 200 from /healthz; first = on a new store, migrations included)"

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use hoist::domain::ReleaseStatus;
 use hoist_cli::stack::{JIRA_TOKEN_HEADER, REPO, Stack, StackOptions};
@@ -277,7 +277,8 @@ async fn scm(
     Ok(())
 }
 
-/// A pass-through in front of the Gate simulator that notes when each trigger arrives.
+/// A pass-through in front of the Gate simulator that notes when each trigger arrives (and
+/// forwards the deploy following's reads as they are).
 struct GateTap {
     target: OnceLock<String>,
     arrivals: mpsc::UnboundedSender<Instant>,
@@ -286,15 +287,18 @@ struct GateTap {
 
 async fn tap(
     State(tap): State<Arc<GateTap>>,
-    Path(source): Path<String>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> impl IntoResponse {
-    let _ = tap.arrivals.send(Instant::now());
+    if method == Method::POST && uri.path().starts_with("/webhooks/webhook/") {
+        let _ = tap.arrivals.send(Instant::now());
+    }
     let target = tap.target.get().cloned().unwrap_or_default();
     let mut request = tap
         .http
-        .post(format!("{target}/webhooks/webhook/{source}"))
+        .request(method, format!("{target}{uri}"))
         .body(body);
     for (name, value) in &headers {
         if name != "host" && name != "content-length" {
@@ -321,7 +325,7 @@ async fn steps(backend: &str, store_url: Option<String>, rounds: usize) -> anyho
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let tap_url = format!("http://{}", listener.local_addr()?);
     let router = axum::Router::new()
-        .route("/webhooks/webhook/{source}", axum::routing::post(tap))
+        .fallback(tap)
         .with_state(gate_tap.clone());
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let stack = Stack::start_with(options(store_url), |c| {
@@ -491,6 +495,24 @@ async fn measure(
     if let (Some(pg), Some(delay)) = (&mut pg, pg_delay) {
         let url = remote(&pg.fresh().await?, delay).await?;
         steps("pg_remote", Some(url), rounds).await?;
+    }
+    let (deploy, followed) = if quick {
+        (Duration::from_secs(5), 5)
+    } else {
+        (Duration::from_secs(60), 20)
+    };
+    println!();
+    println!(
+        "Deploy following ({followed} releases at once, each deploy succeeding {} s after its trigger; Spinnaker's default schedule): Gate calls per release, and Hoist's own time from Gate answering SUCCEEDED to Slack receiving `deployed`",
+        deploy.as_secs()
+    );
+    crate::follow::header();
+    for backend in &backends {
+        let url = match (&mut pg, *backend) {
+            (Some(pg), "postgres") => Some(pg.fresh().await?),
+            _ => None,
+        };
+        crate::follow::follow(backend, url, deploy, followed).await?;
     }
     if let Some(pg) = &mut pg {
         pg.drop_all().await?;
