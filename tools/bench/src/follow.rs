@@ -1,7 +1,7 @@
 //! Deploy following (SPEC 12), on the Stack with Spinnaker's production schedule (`poll_min_ms`
 //! 1000, `poll_max_secs` 30) and the worker's production poll (250 ms):
 //!
-//! - Gate calls per release: `n` releases go from ticket to trigger at once; each trigger starts
+//! - Gate calls per release: `n` releases go from ticket to trigger 0.5 s apart; each trigger starts
 //!   one pipeline that succeeds `deploy` later (60 s in the full run). A release's calls are the
 //!   GETs naming its event (the search) or its execution (`/pipelines/{id}`).
 //! - Hoist's own time from Gate's answer saying `SUCCEEDED` (the simulator notes when it first
@@ -16,6 +16,9 @@ use anyhow::{Context, ensure};
 use hoist::domain::ReleaseStatus;
 use hoist_cli::stack::{Stack, StackOptions};
 use hoist_sim::spinnaker::Outcome;
+
+/// Between two tickets.
+const SPACING: Duration = Duration::from_millis(500);
 
 /// Prints one line and the `RESULT follow.{backend}.*` lines.
 pub async fn follow(
@@ -48,13 +51,17 @@ pub async fn follow(
     let started = Instant::now();
     let mut ids = Vec::new();
     for i in 0..releases {
+        // Apart, so that each deploy's end is timed alone rather than queued behind the others.
+        if i > 0 {
+            tokio::time::sleep(SPACING).await;
+        }
         let issue = format!("FOL-{i}");
         let commit = stack.commit(&format!("{issue}: a change"));
         let (status, body) = stack.assign(&issue, &commit).await?;
         ensure!(status == 202, "the ticket answered {status}: {body}");
         ids.push(body["release"].as_i64().context("no release id")?);
     }
-    let wait = deploy + Duration::from_secs(90);
+    let wait = deploy + Duration::from_secs(90) + SPACING * releases as u32;
     let mut done = Vec::new();
     for id in &ids {
         let r = stack

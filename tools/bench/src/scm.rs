@@ -503,7 +503,7 @@ async fn measure(
     };
     println!();
     println!(
-        "Deploy following ({followed} releases at once, each deploy succeeding {} s after its trigger; Spinnaker's default schedule): Gate calls per release, and Hoist's own time from Gate answering SUCCEEDED to Slack receiving `deployed`",
+        "Deploy following ({followed} releases 0.5 s apart, each deploy succeeding {} s after its trigger; Spinnaker's default schedule): Gate calls per release, and Hoist's own time from Gate answering SUCCEEDED to Slack receiving `deployed`",
         deploy.as_secs()
     );
     crate::follow::header();
