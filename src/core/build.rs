@@ -186,8 +186,23 @@ pub struct Build<'a> {
 /// What a finished build does to its release: a successful one queues the deploy, a failed one
 /// ends the release; a release already past that point, or failed, is left as it is.
 pub fn decide(config: &Config, r: &Release, b: &Build) -> Changes {
-    if r.status == ReleaseStatus::DeployTriggered || (r.status == ReleaseStatus::Built && b.success)
-    {
+    if r.tag.as_ref().is_some_and(|t| t != b.tag) {
+        // The release's tag in a further environment (a promotion's), built by CircleCI too.
+        return Changes::default().delivery(
+            b.delivery,
+            format!(
+                "build {} of {}, the release's tag in a further environment: nothing to do",
+                b.status, b.tag
+            ),
+            Some(r.id),
+        );
+    }
+    let open = match r.status {
+        ReleaseStatus::Received | ReleaseStatus::Tagged | ReleaseStatus::BuildFailed => true,
+        ReleaseStatus::Built => !b.success,
+        _ => false,
+    };
+    if !open && r.status != ReleaseStatus::Failed {
         return Changes::default().delivery(
             b.delivery,
             format!("release {} already {}: nothing more to do", r.id, r.status),
