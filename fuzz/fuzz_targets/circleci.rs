@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(event) = circleci::parse(data, Some("job-completed")) {
-        let _ = event.status.as_deref().map(circleci::outcome);
+        let _ = event.status.as_deref().map(hoist::core::build::build_outcome);
     }
     let _ = circleci::parse(data, None);
 });
