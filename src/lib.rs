@@ -12,6 +12,7 @@ pub mod domain;
 pub mod http;
 pub mod lambda;
 pub mod report;
+pub mod requests;
 pub mod server;
 pub mod sources;
 pub mod store;

@@ -8,8 +8,9 @@ use anyhow::{Context, bail};
 use hoist::clients::Clients;
 use hoist::config::{Config, ConfigFile};
 use hoist::core::{failure, tag};
-use hoist::domain::{DeliveryId, JobId, ReleaseId};
+use hoist::domain::{DeliveryId, JobId, ReleaseId, Via};
 use hoist::report;
+use hoist::requests::Promoted;
 use hoist::server::store_options;
 use hoist::store::Store;
 
@@ -155,4 +156,66 @@ pub async fn retry(path: &Path, job: i64) -> anyhow::Result<()> {
     } else {
         bail!("job {job} does not exist or has not failed")
     }
+}
+
+/// A release named by its id or by one of its tags (any environment's).
+async fn find_release(store: &Store, name: &str) -> anyhow::Result<ReleaseId> {
+    if let Ok(id) = name.parse::<i64>() {
+        return Ok(ReleaseId(id));
+    }
+    store
+        .release_by_tag(name)
+        .await?
+        .with_context(|| format!("no release has the tag {name}"))
+}
+
+pub async fn promote(path: &Path, release: &str, to: &str, by: &str) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let store = Store::connect(&store_options(&config)).await?;
+    let id = find_release(&store, release).await?;
+    match hoist::requests::promote(&store, &config, id, to, by, Via::Cli).await? {
+        Promoted::Started => println!(
+            "release {id} is being promoted into {to}; a running `hoist serve` carries it out"
+        ),
+        Promoted::Already(d) => {
+            println!("release {id} is already going into {to} (or there): deployment {d}")
+        }
+    }
+    Ok(())
+}
+
+pub async fn approve(path: &Path, release: &str, env: &str, by: &str) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let store = Store::connect(&store_options(&config)).await?;
+    let id = find_release(&store, release).await?;
+    let a = hoist::requests::approve(&store, &config, id, env, by, Via::Cli).await?;
+    let counted = if a.counted {
+        "approved"
+    } else {
+        "had approved already (an approval counts once)"
+    };
+    let then = match a.promoted {
+        Some(Promoted::Started) => "; the promotion starts",
+        Some(Promoted::Already(_)) => "; the promotion was under way already",
+        None => "; the promotion waits for its other conditions",
+    };
+    println!("{by} {counted} release {id} for {env}{then}");
+    Ok(())
+}
+
+pub async fn rollback(
+    path: &Path,
+    project: &str,
+    env: &str,
+    to: Option<&str>,
+    by: &str,
+) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let store = Store::connect(&store_options(&config)).await?;
+    let done = hoist::requests::rollback(&store, &config, project, env, to, by, Via::Cli).await?;
+    println!(
+        "{project}/{env} is being rolled back to {} (release {}); a running `hoist serve` carries it out",
+        done.tag, done.release
+    );
+    Ok(())
 }

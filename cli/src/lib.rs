@@ -75,6 +75,49 @@ pub enum Command {
         /// The job id (shown by `hoist releases --id`).
         job: i64,
     },
+    /// Promote a release into an environment (it must be deployed where that one takes releases
+    /// from, soaked, approved and outside freeze windows, as configured).
+    Promote {
+        /// The release: its id, or one of its tags.
+        release: String,
+        /// The environment to promote it into.
+        #[arg(long)]
+        to: String,
+        /// Who asks (recorded).
+        #[arg(long = "as", default_value_t = default_user())]
+        by: String,
+    },
+    /// Approve a release for an environment that needs approvals.
+    Approve {
+        /// The release: its id, or one of its tags.
+        release: String,
+        #[arg(long)]
+        env: String,
+        /// Who approves: one of the environment's approvers.
+        #[arg(long = "as")]
+        by: String,
+    },
+    /// Redeploy into an environment the release deployed there before the current one (or the
+    /// one deployed as --to), with its existing tag.
+    Rollback {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        env: String,
+        /// The tag to go back to (default: the release deployed before the current one).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long = "as", default_value_t = default_user())]
+        by: String,
+    },
+}
+
+/// Who runs the command, for the record: `$USER`, else `cli`.
+fn default_user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "cli".into())
 }
 
 /// Runs a parsed command line: logging, a tokio runtime, the subcommand; errors are printed.
@@ -142,5 +185,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|_| ExitCode::SUCCESS),
         Command::Retry { job } => retry(&cli.config, job).await.map(|_| ExitCode::SUCCESS),
+        Command::Promote { release, to, by } => promote(&cli.config, &release, &to, &by)
+            .await
+            .map(|_| ExitCode::SUCCESS),
+        Command::Approve { release, env, by } => approve(&cli.config, &release, &env, &by)
+            .await
+            .map(|_| ExitCode::SUCCESS),
+        Command::Rollback {
+            project,
+            env,
+            to,
+            by,
+        } => rollback(&cli.config, &project, &env, to.as_deref(), &by)
+            .await
+            .map(|_| ExitCode::SUCCESS),
     }
 }

@@ -57,6 +57,8 @@ pub struct StackOptions {
     pub slack_token: String,
     /// The secret of Bitbucket's `repo:push` webhook (`sources.bitbucket.secret`).
     pub bitbucket_hook_secret: String,
+    /// The Slack app's signing secret (`sources.slack.signing_secret`), for button clicks.
+    pub slack_signing_secret: String,
 }
 
 impl Default for StackOptions {
@@ -79,6 +81,7 @@ impl Default for StackOptions {
             bitbucket_token: "bitbucket-token-77d2".into(),
             slack_token: "xoxb-slack-token-3c4d".into(),
             bitbucket_hook_secret: "bitbucket-hook-secret-4e1a".into(),
+            slack_signing_secret: "slack-signing-secret-8c1d".into(),
         }
     }
 }
@@ -233,6 +236,7 @@ impl Stack {
         c.sources.jira.issue_fields.commit = Some("/fields/customfield_10051".into());
         c.sources.circleci.secret = Some(SecretRef::Value(o.circleci_secret.clone()));
         c.sources.bitbucket.secret = Some(SecretRef::Value(o.bitbucket_hook_secret.clone()));
+        c.sources.slack.signing_secret = Some(SecretRef::Value(o.slack_signing_secret.clone()));
         c.worker.poll_ms = o.poll_ms;
         c.worker.lease_secs = 30;
         c.worker.retry.base_ms = o.retry_base_ms;
@@ -260,6 +264,7 @@ impl Stack {
                         ("issue".to_string(), "{issue}".to_string()),
                         ("commit".to_string(), "{commit}".to_string()),
                     ]),
+                    ..EnvConfig::default()
                 },
             )]),
         }];
@@ -271,6 +276,43 @@ impl Stack {
         let hash = hoist_sim::bitbucket::random_hash();
         self.bitbucket.add_commit(REPO, &hash, message);
         hash
+    }
+
+    /// Clicks a button of Hoist's in Slack as `user`, as Slack posts it; answers Hoist's status
+    /// and body.
+    pub async fn click(
+        &self,
+        button: &hoist_sim::slack::Button,
+        user: &str,
+        options: hoist_sim::slack::ClickOptions,
+    ) -> anyhow::Result<(u16, String)> {
+        self.slack
+            .click(
+                &format!("{}/hooks/slack", self.url),
+                &self.options.slack_signing_secret,
+                button,
+                user,
+                options,
+            )
+            .await
+    }
+
+    /// The button labelled `text` in the release's Slack messages, once it is there.
+    pub async fn button(
+        &self,
+        text: &str,
+        within: Duration,
+    ) -> anyhow::Result<hoist_sim::slack::Button> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(b) = self.slack.buttons().into_iter().find(|b| b.text == text) {
+                return Ok(b);
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("no button `{text}` within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Sends a Jira Automation assignment; answers Hoist's status and body.

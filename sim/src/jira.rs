@@ -1,6 +1,11 @@
 //! What Jira sends to Hoist: the body of a Jira Automation "Send web request" rule (unsigned,
 //! with a secret header) and native `jira:issue_updated` admin webhooks (optionally signed with
-//! `X-Hub-Signature: sha256=<hex>`), plus a small sender for both.
+//! `X-Hub-Signature: sha256=<hex>`), plus a small sender for both; and what Hoist writes back to
+//! Jira Cloud, served by [`JiraCloudSim`] (comments and transitions, REST API v3).
+
+mod cloud;
+
+pub use cloud::{JiraAuth, JiraCloudSim};
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -16,6 +21,13 @@ static ASSIGNEE_SAMPLE: LazyLock<Value> = LazyLock::new(|| {
         "../../fixtures/jira-webhook-issue-updated-assignee-trimmed.json"
     ))
     .expect("fixtures/jira-webhook-issue-updated-assignee-trimmed.json is JSON")
+});
+
+static STATUS_SAMPLE: LazyLock<Value> = LazyLock::new(|| {
+    serde_json::from_str(include_str!(
+        "../../fixtures/jira-webhook-issue-updated-status-trimmed.json"
+    ))
+    .expect("fixtures/jira-webhook-issue-updated-status-trimmed.json is JSON")
 });
 
 /// The default body of Hoist's Jira Automation rule: `{"repo", "commit", "issue", "env"?}`.
@@ -117,6 +129,22 @@ pub fn issue_updated_other(issue_key: &str) -> Value {
     });
     let mut event = issue_updated(issue_key, "issue_updated", json!([item]));
     event["issue"]["fields"]["summary"] = json!(format!("Release {issue_key} (renamed)"));
+    event
+}
+
+/// A native `jira:issue_updated` for a status change (a transition), shaped like
+/// `fixtures/jira-webhook-issue-updated-status-trimmed.json`: `issue_event_type_name`
+/// `issue_generic`, one `changelog.items` entry for the `status` field with the statuses' ids
+/// (`from`, `to`) and names (`fromString`, `toString`), and `issue.fields.status` the new status.
+/// Statuses of [`JiraCloudSim`]'s workflow keep their ids there; others get stable ones.
+pub fn issue_updated_status(issue_key: &str, from: &str, to: &str) -> Value {
+    let mut item = STATUS_SAMPLE["changelog"]["items"][0].clone();
+    item["from"] = json!(cloud::status_id(from));
+    item["fromString"] = json!(from);
+    item["to"] = json!(cloud::status_id(to));
+    item["toString"] = json!(to);
+    let mut event = issue_updated(issue_key, "issue_generic", json!([item]));
+    event["issue"]["fields"]["status"] = cloud::status_json(SITE, 2, to);
     event
 }
 
@@ -253,6 +281,48 @@ mod tests {
         let other = issue_updated_other("PAY-7");
         assert_eq!(other["changelog"]["items"][0]["field"], "summary");
         assert_eq!(other["issue_event_type_name"], "issue_updated");
+    }
+
+    #[test]
+    fn status_change_is_a_generic_issue_updated() {
+        let event = issue_updated_status("PAY-7", "In QA", "Done");
+        assert_eq!(event["webhookEvent"], "jira:issue_updated");
+        assert_eq!(event["issue_event_type_name"], "issue_generic");
+        assert_eq!(event["issue"]["key"], "PAY-7");
+        let sample = &STATUS_SAMPLE["changelog"]["items"][0];
+        let item = &event["changelog"]["items"][0];
+        let mut keys: Vec<_> = item.as_object().unwrap().keys().collect();
+        keys.sort();
+        let mut sample_keys: Vec<_> = sample.as_object().unwrap().keys().collect();
+        sample_keys.sort();
+        assert_eq!(keys, sample_keys);
+        assert_eq!(
+            (&item["field"], &item["fieldId"]),
+            (&json!("status"), &json!("status"))
+        );
+        assert_eq!(item["fieldtype"], "jira");
+        assert_eq!(
+            (&item["fromString"], &item["toString"]),
+            (&json!("In QA"), &json!("Done"))
+        );
+        assert_eq!(
+            (&item["from"], &item["to"]),
+            (&json!("10002"), &json!("10003"))
+        );
+        let status = &event["issue"]["fields"]["status"];
+        assert_eq!(
+            (&status["name"], &status["id"]),
+            (&json!("Done"), &json!("10003"))
+        );
+        assert_eq!(status["statusCategory"]["key"], "done");
+        assert_eq!(status["self"], format!("{SITE}/rest/api/2/status/10003"));
+        let custom = issue_updated_status("PAY-7", "Backlog", "Blocked");
+        let item = &custom["changelog"]["items"][0];
+        assert_ne!(item["from"], item["to"]);
+        assert_eq!(
+            item["to"],
+            issue_updated_status("X-1", "To Do", "Blocked")["changelog"]["items"][0]["to"]
+        );
     }
 
     type Received = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;

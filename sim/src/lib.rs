@@ -1,5 +1,5 @@
-//! Faithful simulators of the services Hoist talks to (Bitbucket Cloud, Slack, Spinnaker Gate)
-//! and of the services that call Hoist (CircleCI, Jira).
+//! Faithful simulators of the services Hoist talks to (Bitbucket Cloud, Slack, Spinnaker Gate,
+//! Jira Cloud) and of the services that call Hoist (CircleCI, Jira, Slack's interactivity).
 //!
 //! The integration tests and `hoist demo` run against them, so their answers copy the vendors'
 //! real formats (see `fixtures/`). Every HTTP simulator shares the pieces in this module: fault

@@ -1,16 +1,26 @@
-//! A Slack simulator: an incoming webhook (`200 ok`, plain-text errors with a 4xx) and the Web
-//! API's `chat.postMessage` (`200` with `{"ok": false, "error": ...}` on failure), keeping every
-//! message posted so tests can read them back.
+//! A Slack simulator: an incoming webhook (`200 ok`, plain-text errors with a 4xx), the Web
+//! API's `chat.postMessage` and `chat.update` (`200` with `{"ok": false, "error": ...}` on
+//! failure), and interactivity: a person clicking a Block Kit button ([`SlackSim::click`] sends
+//! the signed `block_actions` payload Slack sends to an app's Request URL) and the click's
+//! `response_url` (`POST /actions/...`), which replaces, deletes or answers the clicked message.
+//!
+//! Every message accepted is kept ([`SlackSim::messages`], with later updates applied), with the
+//! `block_id` Slack gives each block that has none, so that a click carries one.
 
+mod api;
+mod interactivity;
+mod response_url;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+pub use interactivity::{Button, Click, ClickId, ClickOptions, RETRY_REASONS, USER_AGENT, sign};
+pub use response_url::{ActionResponse, RESPONSE_URL_LIFETIME, RESPONSE_URL_USES};
+
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::body::Bytes;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::Request;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -22,6 +32,8 @@ use super::{Faults, RecordedRequest, SimServer, status_code};
 pub const WEBHOOK_PATH: &str = "/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX";
 /// The channel the incoming webhook posts to (archive it to get `410 channel_is_archived`).
 pub const WEBHOOK_CHANNEL: &str = "C0WEBHOOK1";
+/// The workspace's team id (the one of `fixtures/slack-block-actions-payload.json`).
+pub const TEAM_ID: &str = "T9TK3CUKW";
 const BOT_ID: &str = "B0SIMBOT01";
 
 /// How a message reached the simulator.
@@ -29,6 +41,10 @@ const BOT_ID: &str = "B0SIMBOT01";
 pub enum SlackVia {
     Webhook,
     Bot,
+    /// An `in_channel` answer posted to a click's `response_url`.
+    ResponseUrl,
+    /// A person wrote it ([`SlackSim::post_user_message`]); the bot cannot update it.
+    User,
 }
 
 /// A message Slack accepted.
@@ -38,9 +54,17 @@ pub struct SlackMessage {
     /// The channel asked for (`None` through the webhook, whose channel is fixed).
     pub channel: Option<String>,
     pub text: Option<String>,
+    /// The blocks, each with a `block_id` (generated when the poster gave none).
     pub blocks: Option<Value>,
     pub thread_ts: Option<String>,
     pub ts: String,
+}
+
+impl SlackMessage {
+    /// The channel the message is in (the webhook's own for webhook messages).
+    pub fn channel_id(&self) -> &str {
+        self.channel.as_deref().unwrap_or(WEBHOOK_CHANNEL)
+    }
 }
 
 #[derive(Default)]
@@ -48,7 +72,12 @@ struct SlackState {
     messages: Vec<SlackMessage>,
     known_channels: Option<Vec<String>>,
     archived: HashSet<String>,
+    channel_names: HashMap<String, String>,
+    user_names: HashMap<String, String>,
     last_ts_micros: i64,
+    clicks: Vec<Click>,
+    response_urls: HashMap<String, response_url::Issued>,
+    responses: Vec<ActionResponse>,
 }
 
 struct Shared {
@@ -77,6 +106,21 @@ impl SlackState {
             None => channel.starts_with('C'),
         }
     }
+
+    /// Stores a message, giving its blocks the ids Slack would; returns its `ts`.
+    fn store(&mut self, mut message: SlackMessage) -> String {
+        message.blocks = message.blocks.map(interactivity::with_ids);
+        message.ts = self.next_ts();
+        let ts = message.ts.clone();
+        self.messages.push(message);
+        ts
+    }
+
+    fn message_index(&self, channel: &str, ts: &str) -> Option<usize> {
+        self.messages
+            .iter()
+            .position(|m| m.ts == ts && m.channel_id() == channel)
+    }
 }
 
 /// The simulator's handle; clones share the server, which stops with the last clone.
@@ -84,19 +128,22 @@ impl SlackState {
 pub struct SlackSim {
     shared: Arc<Shared>,
     server: SimServer,
+    client: reqwest::Client,
 }
 
 impl SlackSim {
-    /// Starts Slack on `127.0.0.1:0`. With `Some(token)`, `chat.postMessage` wants exactly that
-    /// bot token; with `None`, any bearer token is accepted.
+    /// Starts Slack on `127.0.0.1:0`. With `Some(token)`, the Web API wants exactly that bot
+    /// token; with `None`, any bearer token is accepted.
     pub async fn start(bot_token: Option<String>) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             bot_token,
             state: Mutex::new(SlackState::default()),
         });
         let router = Router::new()
-            .route("/api/chat.postMessage", post(post_message))
-            .route("/services/{*hook}", post(incoming_webhook))
+            .route("/api/chat.postMessage", post(api::post_message))
+            .route("/api/chat.update", post(api::update_message))
+            .route("/services/{*hook}", post(api::incoming_webhook))
+            .route("/actions/{*rest}", post(response_url::respond))
             .fallback(|request: Request| async move {
                 if request.uri().path().starts_with("/api/") {
                     Json(json!({"ok": false, "error": "unknown_method"})).into_response()
@@ -106,7 +153,15 @@ impl SlackSim {
             })
             .with_state(shared.clone());
         let server = SimServer::start(router, Arc::new(error_body)).await?;
-        Ok(Self { shared, server })
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(Self {
+            shared,
+            server,
+            client,
+        })
     }
 
     /// The incoming webhook's URL.
@@ -119,14 +174,40 @@ impl SlackSim {
         format!("{}/api", self.server.root())
     }
 
-    /// Every message accepted so far, in order.
+    /// Every channel message accepted so far, in order, with updates (`chat.update`,
+    /// `replace_original`) applied and deleted ones gone. Ephemeral answers are not messages:
+    /// see [`SlackSim::responses`].
     pub fn messages(&self) -> Vec<SlackMessage> {
         self.shared.state().messages.clone()
+    }
+
+    /// A person posts `text` in `channel` (a message the bot may not update); returns its `ts`.
+    pub fn post_user_message(&self, channel: &str, text: &str) -> String {
+        self.shared.state().store(SlackMessage {
+            via: SlackVia::User,
+            channel: Some(channel.to_string()),
+            text: Some(text.to_string()),
+            blocks: None,
+            thread_ts: None,
+            ts: String::new(),
+        })
     }
 
     /// Only these channels exist (by default any id starting with `C` does).
     pub fn set_channels(&self, known: Vec<String>) {
         self.shared.state().known_channels = Some(known);
+    }
+
+    /// The name click payloads give a channel (by default its id in lower case).
+    pub fn set_channel_name(&self, channel: &str, name: &str) {
+        let mut state = self.shared.state();
+        state.channel_names.insert(channel.into(), name.into());
+    }
+
+    /// The `username` click payloads give a user (by default the id in lower case).
+    pub fn set_user_name(&self, user_id: &str, username: &str) {
+        let mut state = self.shared.state();
+        state.user_names.insert(user_id.into(), username.into());
     }
 
     /// Archives a channel: posts to it fail with `is_archived` (Web API) or
@@ -161,7 +242,8 @@ fn text(status: u16, body: &'static str) -> Response {
         .into_response()
 }
 
-/// Injected errors: plain text on the webhook, `{"ok": false}` JSON on the Web API.
+/// Injected errors: plain text on the webhook and response URLs, `{"ok": false}` JSON on the
+/// Web API.
 fn error_body(status: u16, path: &str) -> Response {
     if path.starts_with("/api/") {
         let error = if status == 429 {
@@ -181,133 +263,4 @@ fn error_body(status: u16, path: &str) -> Response {
     } else {
         text(status, "invalid_payload")
     }
-}
-
-async fn incoming_webhook(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    if request.uri().path() != WEBHOOK_PATH {
-        return text(404, "no_service");
-    }
-    let Ok(body) = axum::body::to_bytes(request.into_body(), 1 << 20).await else {
-        return text(400, "invalid_payload");
-    };
-    let Ok(Value::Object(payload)) = serde_json::from_slice::<Value>(&body) else {
-        return text(400, "invalid_payload");
-    };
-    let text_field = payload
-        .get("text")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let blocks = payload.get("blocks").filter(|b| b.is_array()).cloned();
-    if text_field.as_deref().is_none_or(str::is_empty) && blocks.is_none() {
-        return text(400, "no_text");
-    }
-    let mut state = shared.state();
-    if state.archived.contains(WEBHOOK_CHANNEL) {
-        return text(410, "channel_is_archived");
-    }
-    let ts = state.next_ts();
-    state.messages.push(SlackMessage {
-        via: SlackVia::Webhook,
-        channel: None,
-        text: text_field,
-        blocks,
-        thread_ts: None,
-        ts,
-    });
-    text(200, "ok")
-}
-
-/// `chat.postMessage` arguments, from a JSON or a form-encoded body.
-fn arguments(headers: &HeaderMap, body: &Bytes) -> Option<serde_json::Map<String, Value>> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if content_type.starts_with("application/x-www-form-urlencoded") {
-        let mut args = serde_json::Map::new();
-        for (key, value) in url::form_urlencoded::parse(body) {
-            let value = if key == "blocks" {
-                serde_json::from_str(&value).unwrap_or(Value::String(value.into_owned()))
-            } else {
-                Value::String(value.into_owned())
-            };
-            args.insert(key.into_owned(), value);
-        }
-        Some(args)
-    } else {
-        match serde_json::from_slice(body) {
-            Ok(Value::Object(args)) => Some(args),
-            _ => None,
-        }
-    }
-}
-
-fn api_error(error: &str) -> Response {
-    Json(json!({"ok": false, "error": error})).into_response()
-}
-
-async fn post_message(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Some(args) = arguments(&headers, &body) else {
-        return api_error("invalid_json");
-    };
-    let str_arg = |key: &str| args.get(key).and_then(Value::as_str).map(str::to_string);
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_string)
-        .or_else(|| str_arg("token"));
-    match (&bearer, &shared.bot_token) {
-        (None, _) => return api_error("not_authed"),
-        (Some(given), Some(expected)) if given != expected => return api_error("invalid_auth"),
-        _ => {}
-    }
-    let mut state = shared.state();
-    let channel = match str_arg("channel") {
-        Some(channel) if state.channel_exists(&channel) => channel,
-        _ => return api_error("channel_not_found"),
-    };
-    if state.archived.contains(&channel) {
-        return api_error("is_archived");
-    }
-    let text_arg = str_arg("text");
-    let blocks = args.get("blocks").filter(|b| b.is_array()).cloned();
-    let has_attachments = args.get("attachments").is_some_and(|a| a.is_array());
-    if text_arg.as_deref().is_none_or(str::is_empty) && blocks.is_none() && !has_attachments {
-        return api_error("no_text");
-    }
-    let thread_ts = str_arg("thread_ts");
-    let ts = state.next_ts();
-    state.messages.push(SlackMessage {
-        via: SlackVia::Bot,
-        channel: Some(channel.clone()),
-        text: text_arg.clone(),
-        blocks: blocks.clone(),
-        thread_ts: thread_ts.clone(),
-        ts: ts.clone(),
-    });
-    // Shaped like fixtures/slack-chat-postmessage-200.json.
-    let mut message = json!({
-        "bot_id": BOT_ID,
-        "subtype": "bot_message",
-        "text": text_arg.unwrap_or_default(),
-        "ts": ts,
-        "type": "message",
-        "username": "Hoist"
-    });
-    if let Some(blocks) = blocks {
-        message["blocks"] = blocks;
-    }
-    if let Some(thread_ts) = thread_ts {
-        message["thread_ts"] = json!(thread_ts);
-    }
-    (
-        StatusCode::OK,
-        Json(json!({"ok": true, "channel": channel, "ts": ts, "message": message})),
-    )
-        .into_response()
 }

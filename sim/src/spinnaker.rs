@@ -1,14 +1,28 @@
 //! A Spinnaker Gate simulator: webhook triggers (`POST /webhooks/webhook/{source}`, answered as
 //! Echo does: `{"eventProcessed": true, "eventId": "<uuid>"}`), the executions they start played
-//! out in time (`GET /applications/{app}/executions/search`, `GET /pipelines/{id}`, in Orca's
-//! shape), errors in Spring Boot's shape, and an optional header requirement for Gates that sit
-//! behind authentication.
+//! out in real time (`GET /applications/{app}/executions/search`, `GET /pipelines/{id}`, in
+//! Orca's shape), errors in Spring Boot's shape, and an optional header requirement for Gates
+//! that sit behind authentication.
+//!
+//! What a trigger starts is scripted per source with an [`Outcome`] ([`GateSim::set_outcome`],
+//! [`GateSim::set_default_outcome`]); each execution's status is computed on every read from the
+//! time it was started, so nothing runs in the background. Every route goes through the shared
+//! fault layer ([`GateSim::faults`]) and is recorded ([`GateSim::requests`]).
+//!
+//! Applications: a source's executions belong to the application set for it
+//! ([`GateSim::set_source_application`]), else to the one set for all
+//! ([`GateSim::set_application`]), else to the source's name up to its last `-`
+//! (`payments-api-stg` → `payments-api`). Gate knows an application once one was set or added
+//! ([`GateSim::add_application`]) or an execution ran in it; what a search in any other
+//! application answers is [`UnknownApplications`].
 
 mod executions;
+#[cfg(test)]
+mod tests;
 
-pub use executions::{Fired, Outcome};
+pub use executions::{BAKE, DEPLOY, Fired, Outcome, SMOKE_TEST};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Bytes;
@@ -32,6 +46,26 @@ pub struct Trigger {
     pub event_id: String,
 }
 
+/// What `GET /applications/{app}/executions/search` answers for an application Gate does not
+/// know (not `*`, never set or added, no execution in it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownApplications {
+    /// `200 []`, what Gate answers without authorization: it passes the search to Orca, which
+    /// asks Front50 for the application's pipelines, gets none, so finds no execution
+    /// (Orca's `TaskController.searchForPipelinesByTrigger`, Front50's
+    /// `PipelineController.listByApplication`).
+    #[default]
+    Empty,
+    /// `403 Access is denied`, what Gate answers with Fiat on: Orca's search is
+    /// `@PreAuthorize("hasPermission(#application, 'APPLICATION', 'READ')")`, and Fiat refuses
+    /// an application it does not know unless `allowAccessToUnknownApplications` (off by
+    /// default).
+    Forbidden,
+    /// `404 Application not found: <app>`: not an answer found in Gate's or Orca's code; it
+    /// stands for a gateway or authorization front that refuses names it does not know.
+    NotFound,
+}
+
 #[derive(Default)]
 struct Shared {
     triggers: Mutex<Vec<Trigger>>,
@@ -40,29 +74,24 @@ struct Shared {
 }
 
 /// The pipelines behind the webhooks, and what they ran.
+#[derive(Default)]
 struct Pipelines {
-    application: String,
+    /// The application of the sources that have none of their own.
+    application: Option<String>,
+    /// Each source's own application.
+    source_applications: HashMap<String, String>,
+    /// Applications that exist without an execution.
+    added_applications: HashSet<String>,
     outcomes: HashMap<String, Outcome>,
+    default_outcome: Outcome,
     played: Vec<Played>,
+    /// The last execution id given, as a number, so that ids only grow.
+    last_id: u128,
     /// How many of the next searches answer a cut-off body.
     malformed_searches: usize,
     /// Each execution's first answer with a final status: (execution id, epoch microseconds).
     final_answers: Vec<(String, i64)>,
-    /// Whether an application Gate does not know is answered `404` rather than `[]`.
-    unknown_applications_404: bool,
-}
-
-impl Default for Pipelines {
-    fn default() -> Self {
-        Self {
-            application: "app".into(),
-            outcomes: HashMap::new(),
-            played: Vec::new(),
-            malformed_searches: 0,
-            final_answers: Vec::new(),
-            unknown_applications_404: false,
-        }
-    }
+    unknown_applications: UnknownApplications,
 }
 
 impl Shared {
@@ -79,11 +108,28 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Orca's statuses of an execution that has not ended.
+fn in_progress(status: &str) -> bool {
+    matches!(
+        status,
+        "NOT_STARTED" | "BUFFERED" | "RUNNING" | "PAUSED" | "SUSPENDED" | "REDIRECT"
+    )
+}
+
+/// The application a source's pipelines belong to when none was set: its name up to its last
+/// `-` (`payments-api-stg` → `payments-api`), or all of it.
+pub fn application_of_source(source: &str) -> &str {
+    match source.rsplit_once('-') {
+        Some((app, _)) if !app.is_empty() => app,
+        _ => source,
+    }
+}
+
 impl Pipelines {
     /// Notes the first answer that gave `execution` a final status.
     fn answered(&mut self, execution: &Value) {
         let status = execution["status"].as_str().unwrap_or_default();
-        if matches!(status, "NOT_STARTED" | "RUNNING") {
+        if in_progress(status) {
             return;
         }
         let id = execution["id"].as_str().unwrap_or_default();
@@ -91,6 +137,30 @@ impl Pipelines {
             let micros = chrono::Utc::now().timestamp_micros();
             self.final_answers.push((id.to_string(), micros));
         }
+    }
+
+    fn application_of(&self, source: &str) -> String {
+        self.source_applications
+            .get(source)
+            .or(self.application.as_ref())
+            .cloned()
+            .unwrap_or_else(|| application_of_source(source).to_string())
+    }
+
+    /// Whether Gate knows `application` (`*` stands for all of them).
+    fn knows(&self, application: &str) -> bool {
+        application == "*"
+            || self.application.as_deref() == Some(application)
+            || self.source_applications.values().any(|a| a == application)
+            || self.added_applications.contains(application)
+            || self.played.iter().any(|p| p.application == application)
+    }
+
+    /// A new execution id, a ULID greater than every one given before.
+    fn next_id(&mut self, now: i64) -> String {
+        let value = executions::ulid_value(now).max(self.last_id.wrapping_add(1));
+        self.last_id = value;
+        executions::encode_ulid(value)
     }
 }
 
@@ -129,7 +199,7 @@ impl GateSim {
         self.server.root()
     }
 
-    /// From now on a request without header `name: value` is answered `401`.
+    /// From now on a request without header `name: value` is answered `401`, on every route.
     pub fn require_header(&self, name: &str, value: &str) {
         *self
             .shared
@@ -143,18 +213,44 @@ impl GateSim {
         self.shared.triggers().clone()
     }
 
-    /// The application the pipelines belong to (`app` until set).
+    /// The application of the pipelines of every source that has none of its own
+    /// ([`GateSim::set_source_application`]), from the next trigger on. Until set, a source's
+    /// application is its name up to its last `-`.
     pub fn set_application(&self, name: &str) {
-        self.shared.pipelines().application = name.to_string();
+        self.shared.pipelines().application = Some(name.to_string());
     }
 
-    /// What the pipelines behind webhook `source` do from the next trigger on (until set: each
-    /// trigger runs one pipeline, `deploy`, that succeeds 100 ms later).
+    /// The application the pipelines behind webhook `source` belong to, from the next trigger
+    /// on.
+    pub fn set_source_application(&self, source: &str, application: &str) {
+        self.shared
+            .pipelines()
+            .source_applications
+            .insert(source.to_string(), application.to_string());
+    }
+
+    /// Declares an application Gate knows even though no execution ran in it.
+    pub fn add_application(&self, name: &str) {
+        self.shared
+            .pipelines()
+            .added_applications
+            .insert(name.to_string());
+    }
+
+    /// What the pipelines behind webhook `source` do from the next trigger on (until set: the
+    /// default outcome).
     pub fn set_outcome(&self, source: &str, outcome: Outcome) {
         self.shared
             .pipelines()
             .outcomes
             .insert(source.to_string(), outcome);
+    }
+
+    /// What the pipelines behind the sources without an outcome of their own do, from the next
+    /// trigger on (until set: [`Outcome::default`], one pipeline, `deploy`, that succeeds 100 ms
+    /// after the trigger).
+    pub fn set_default_outcome(&self, outcome: Outcome) {
+        self.shared.pipelines().default_outcome = outcome;
     }
 
     /// Every execution started so far, in order, as `GET /pipelines/{id}` answers it now.
@@ -170,15 +266,20 @@ impl GateSim {
         self.shared.pipelines().final_answers.clone()
     }
 
-    /// Answers `404` to a search in an application that has no pipeline here. Orca itself
-    /// answers `[]` (it finds no pipelines for the name); this stands for the Gates whose front
-    /// (a gateway, an authorization layer) refuses names it does not know.
-    pub fn refuse_unknown_applications(&self) {
-        self.shared.pipelines().unknown_applications_404 = true;
+    /// What a search in an application Gate does not know answers (until set:
+    /// [`UnknownApplications::Empty`], `200 []`).
+    pub fn set_unknown_applications(&self, answer: UnknownApplications) {
+        self.shared.pipelines().unknown_applications = answer;
     }
 
-    /// The next `n` searches answer `200` with a body cut off mid-way, as a proxy that gave up
-    /// would.
+    /// Answers `404` to a search in an application Gate does not know:
+    /// [`UnknownApplications::NotFound`].
+    pub fn refuse_unknown_applications(&self) {
+        self.set_unknown_applications(UnknownApplications::NotFound);
+    }
+
+    /// The next `n` searches (that would answer `200`) answer `200` with a body cut off mid-way,
+    /// `[{"id": "01…`, as a proxy that gave up would.
     pub fn malformed_searches(&self, n: usize) {
         self.shared.pipelines().malformed_searches = n;
     }
@@ -231,15 +332,19 @@ async fn webhook(
     {
         let mut pipelines = shared.pipelines();
         let fired = Fired {
-            application: pipelines.application.clone(),
+            application: pipelines.application_of(&source),
             source: source.clone(),
             event_id: event_id.clone(),
             parameters: parameters.clone(),
             payload: body.clone(),
             at: now_ms(),
         };
-        let outcome = pipelines.outcomes.get(&source).cloned().unwrap_or_default();
-        let played = outcome.play(&fired, &mut || executions::ulid(fired.at));
+        let outcome = pipelines
+            .outcomes
+            .get(&source)
+            .unwrap_or(&pipelines.default_outcome)
+            .clone();
+        let played = outcome.play(&fired, &mut || pipelines.next_id(fired.at));
         pipelines.played.extend(played);
     }
     shared.triggers().push(Trigger {
@@ -271,48 +376,89 @@ async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next:
     next.run(request).await
 }
 
-/// Orca's search by trigger: the application's executions (`*`: every application's) whose
-/// trigger matches, newest build first, `size` of them (default 10), not expanded. An
-/// application Gate does not know has no pipelines, so its search answers `[]`.
+/// A comma-separated filter; absent or `*` lets everything through.
+fn filter_of<'q>(query: &'q HashMap<String, String>, key: &str) -> Option<Vec<&'q str>> {
+    query
+        .get(key)
+        .filter(|t| !t.is_empty() && t.as_str() != "*")
+        .map(|t| t.split(',').collect())
+}
+
+/// Orca's search by trigger (Gate passes it through): the application's executions (`*`: every
+/// application's) whose trigger type (`triggerTypes`), event (`eventId`), pipeline name
+/// (`pipelineName`) and status (`statuses`) match, newest build first (`reverse`: oldest),
+/// `size` of them (default 10) from `startIndex`, not expanded.
 async fn search(
     State(shared): State<Arc<Shared>>,
     Path(application): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let path = format!("/applications/{application}/executions/search");
-    let size = match query.get("size").map(|s| s.parse::<usize>()) {
-        None => 10,
-        Some(Ok(n)) if n > 0 => n,
-        Some(_) => return spring_error(400, "size must be > 0", &path),
+    let number = |key: &str, default: i64| match query.get(key) {
+        None => Ok(default),
+        Some(n) => n.parse::<i64>().map_err(|_| {
+            format!(
+                "Failed to convert value of type 'java.lang.String' to required type 'int'; \
+                 nested exception is java.lang.NumberFormatException: For input string: \"{n}\""
+            )
+        }),
     };
-    let types: Option<Vec<&str>> = query
-        .get("triggerTypes")
-        .filter(|t| t.as_str() != "*")
-        .map(|t| t.split(',').collect());
+    let (size, start_index) = match (number("size", 10), number("startIndex", 0)) {
+        (Ok(size), Ok(start)) => (size, start),
+        (Err(message), _) | (_, Err(message)) => return spring_error(400, &message, &path),
+    };
+    // Orca's own checks, answered 400 (IllegalArgumentException).
+    if start_index < 0 {
+        let message = format!("startIndex must be >= 0: startIndex={start_index}");
+        return spring_error(400, &message, &path);
+    }
+    if size <= 0 {
+        return spring_error(400, &format!("size must be > 0: size={size}"), &path);
+    }
+    let types = filter_of(&query, "triggerTypes");
+    let statuses = filter_of(&query, "statuses");
     let event_id = query.get("eventId").filter(|e| !e.is_empty());
+    let name = query.get("pipelineName").filter(|e| !e.is_empty());
+    let reverse = query.get("reverse").is_some_and(|r| r == "true");
     let now = now_ms();
     let mut pipelines = shared.pipelines();
-    if pipelines.unknown_applications_404
-        && application != "*"
-        && application != pipelines.application
-    {
-        return spring_error(404, &format!("Application not found: {application}"), &path);
+    if !pipelines.knows(&application) {
+        match pipelines.unknown_applications {
+            UnknownApplications::Empty => {}
+            UnknownApplications::Forbidden => {
+                return spring_error(403, "Access is denied", &path);
+            }
+            UnknownApplications::NotFound => {
+                let message = format!("Application not found: {application}");
+                return spring_error(404, &message, &path);
+            }
+        }
     }
-    let mut found: Vec<Value> = pipelines
-        .played
-        .iter()
-        .filter(|p| application == "*" || p.application == application)
-        .filter(|p| types.as_ref().is_none_or(|t| t.contains(&p.trigger_type())))
-        .filter(|p| event_id.is_none_or(|e| *e == p.event_id))
-        .map(|p| p.json(now, false))
-        .collect();
-    found.sort_by_key(|e| std::cmp::Reverse(e["buildTime"].as_i64()));
-    found.truncate(size);
     if pipelines.malformed_searches > 0 {
         pipelines.malformed_searches -= 1;
         let cut = format!("[{{\"id\": \"{}", &executions::ulid(now)[..12]);
         return ([("content-type", "application/json")], cut).into_response();
     }
+    let mut found: Vec<&Played> = pipelines
+        .played
+        .iter()
+        .filter(|p| application == "*" || p.application == application)
+        .filter(|p| types.as_ref().is_none_or(|t| t.contains(&p.trigger_type())))
+        .filter(|p| event_id.is_none_or(|e| *e == p.event_id))
+        .filter(|p| name.is_none_or(|n| *n == p.name))
+        .filter(|p| statuses.as_ref().is_none_or(|s| s.contains(&p.status(now))))
+        .collect();
+    // Orca's order: newest build first, then the greater id.
+    found.sort_by(|a, b| (b.build_time, &b.id).cmp(&(a.build_time, &a.id)));
+    if reverse {
+        found.reverse();
+    }
+    let found: Vec<Value> = found
+        .into_iter()
+        .skip(start_index as usize)
+        .take(size as usize)
+        .map(|p| p.json(now, false))
+        .collect();
     for e in &found {
         pipelines.answered(e);
     }
@@ -334,178 +480,5 @@ async fn pipeline(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> 
             &format!("No execution found for id {id}"),
             &format!("/pipelines/{id}"),
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Fault;
-
-    const BODY: &str = include_str!("../../fixtures/spinnaker-webhook-trigger-parameters.json");
-
-    async fn send(gate: &GateSim, source: &str, body: &str, auth: Option<&str>) -> (u16, Value) {
-        let mut request = reqwest::Client::new()
-            .post(format!("{}/webhooks/webhook/{source}", gate.url()))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(auth) = auth {
-            request = request.header("Authorization", auth);
-        }
-        let response = request.send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
-    }
-
-    #[tokio::test]
-    async fn accepts_a_trigger_like_echo() {
-        let gate = GateSim::start().await.unwrap();
-        let (status, answer) = send(&gate, "payments-api-stg", BODY, None).await;
-        assert_eq!(status, 200);
-        assert_eq!(answer["eventProcessed"], true);
-        let event_id = answer["eventId"].as_str().unwrap();
-        assert_eq!(
-            uuid::Uuid::parse_str(event_id).unwrap().get_version_num(),
-            4
-        );
-        let triggers = gate.triggers();
-        assert_eq!(triggers.len(), 1);
-        assert_eq!(triggers[0].source, "payments-api-stg");
-        assert_eq!(triggers[0].parameters, json!({"stack": "prod"}));
-        assert_eq!(triggers[0].event_id, event_id);
-        let (_, second) = send(&gate, "payments-api-stg", BODY, None).await;
-        assert_ne!(second["eventId"], answer["eventId"]);
-    }
-
-    #[tokio::test]
-    async fn bad_json_is_a_spring_400() {
-        let gate = GateSim::start().await.unwrap();
-        let (status, error) = send(&gate, "x", "{not json", None).await;
-        assert_eq!(status, 400);
-        assert_eq!(error["status"], 400);
-        assert_eq!(error["error"], "Bad Request");
-        assert_eq!(error["path"], "/webhooks/webhook/x");
-        assert!(error["timestamp"].is_i64());
-        assert!(
-            error["message"]
-                .as_str()
-                .unwrap()
-                .starts_with("JSON parse error")
-        );
-        assert!(gate.triggers().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_required_header_is_enforced() {
-        let gate = GateSim::start().await.unwrap();
-        gate.require_header("Authorization", "Bearer gate");
-        let (status, error) = send(&gate, "x", BODY, None).await;
-        assert_eq!(
-            (status, error["error"].as_str()),
-            (401, Some("Unauthorized"))
-        );
-        assert_eq!(send(&gate, "x", BODY, Some("Bearer nope")).await.0, 401);
-        assert_eq!(send(&gate, "x", BODY, Some("Bearer gate")).await.0, 200);
-    }
-
-    #[tokio::test]
-    async fn faults_apply_then_triggers_resume() {
-        let gate = GateSim::start().await.unwrap();
-        gate.faults().push(Fault::Status(502), 2);
-        assert_eq!(send(&gate, "x", BODY, None).await.0, 502);
-        assert_eq!(send(&gate, "x", BODY, None).await.0, 502);
-        assert_eq!(send(&gate, "x", BODY, None).await.0, 200);
-        assert_eq!(gate.triggers().len(), 1);
-        assert_eq!(gate.request_count(), 3);
-        assert_eq!(gate.requests()[2].body, BODY);
-        gate.faults().push(Fault::Drop, 1);
-        let dropped = reqwest::Client::new()
-            .post(format!("{}/webhooks/webhook/x", gate.url()))
-            .body(BODY)
-            .send()
-            .await;
-        assert!(dropped.is_err());
-        assert_eq!(gate.triggers().len(), 1);
-    }
-
-    async fn get(gate: &GateSim, path: &str) -> (u16, String) {
-        let response = reqwest::get(format!("{}{path}", gate.url())).await.unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-
-    #[tokio::test]
-    async fn a_trigger_is_found_by_its_event_and_followed_to_its_end() {
-        let gate = GateSim::start().await.unwrap();
-        gate.set_application("payments-api");
-        gate.set_outcome(
-            "payments-api-stg",
-            Outcome::FailAt {
-                pipeline: "deploy-staging".into(),
-                stage: "Deploy (Manifest)".into(),
-                after: std::time::Duration::from_millis(300),
-            },
-        );
-        let (_, answer) = send(&gate, "payments-api-stg", BODY, None).await;
-        let event = answer["eventId"].as_str().unwrap().to_string();
-        send(&gate, "payments-api-stg", BODY, None).await; // another event, another execution
-        let search = |app: &str, event: &str| {
-            format!("/applications/{app}/executions/search?triggerTypes=webhook&eventId={event}")
-        };
-        let (status, body) = get(&gate, &search("payments-api", &event)).await;
-        assert_eq!(status, 200);
-        let found: Vec<Value> = serde_json::from_str(&body).unwrap();
-        assert_eq!(found.len(), 1, "only this event's execution");
-        assert_eq!(found[0]["trigger"]["eventId"], event.as_str());
-        assert_eq!(found[0]["stages"][0]["tasks"], json!([]), "not expanded");
-        let id = found[0]["id"].as_str().unwrap().to_string();
-        let (_, every) = get(&gate, &search("*", &event)).await;
-        assert_eq!(serde_json::from_str::<Vec<Value>>(&every).unwrap().len(), 1);
-        let (status, other) = get(&gate, &search("billing", &event)).await;
-        assert_eq!(
-            (status, other.as_str()),
-            (200, "[]"),
-            "Orca finds no pipelines"
-        );
-        let (_, wrong_type) = get(
-            &gate,
-            &format!(
-                "/applications/payments-api/executions/search?triggerTypes=pubsub&eventId={event}"
-            ),
-        )
-        .await;
-        assert_eq!(wrong_type, "[]");
-
-        tokio::time::sleep(std::time::Duration::from_millis(350)).await;
-        let (status, body) = get(&gate, &format!("/pipelines/{id}")).await;
-        assert_eq!(status, 200);
-        let execution: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(execution["status"], "TERMINAL");
-        assert_eq!(execution["stages"][0]["status"], "TERMINAL");
-        assert!(execution["endTime"].as_i64().unwrap() >= execution["startTime"].as_i64().unwrap());
-        assert_eq!(gate.final_answers().len(), 1);
-        assert_eq!(gate.executions().len(), 2);
-
-        let (status, error) = get(&gate, "/pipelines/01NOPE").await;
-        assert_eq!(status, 404);
-        assert!(error.contains("No execution found"), "{error}");
-        gate.refuse_unknown_applications();
-        assert_eq!(get(&gate, &search("billing", &event)).await.0, 404);
-    }
-
-    #[tokio::test]
-    async fn reads_need_the_header_too_and_searches_can_be_cut() {
-        let gate = GateSim::start().await.unwrap();
-        gate.require_header("Authorization", "Bearer gate");
-        let (status, error) = get(&gate, "/applications/*/executions/search").await;
-        assert_eq!(status, 401, "{error}");
-        let gate = GateSim::start().await.unwrap();
-        gate.malformed_searches(1);
-        let (status, cut) = get(&gate, "/applications/*/executions/search").await;
-        assert_eq!(status, 200);
-        assert!(cut.starts_with("[{\"id\": \""), "{cut}");
-        assert!(serde_json::from_str::<Value>(&cut).is_err());
-        assert_eq!(
-            get(&gate, "/applications/*/executions/search").await.1,
-            "[]"
-        );
     }
 }

@@ -19,6 +19,8 @@ pub struct Clients {
     gates: std::collections::HashMap<String, spinnaker::Gate>,
     /// Absent without `[slack]`: no notification is queued.
     pub slack: Option<slack::Slack>,
+    /// For answers to Slack clicks (their `response_url`), with or without `[slack]`.
+    pub http: reqwest::Client,
 }
 
 impl Clients {
@@ -36,6 +38,7 @@ impl Clients {
                 .map(|url| (url.to_string(), spinnaker::Gate::new(url, sp)))
                 .collect(),
             slack: config.slack.as_ref().map(slack::Slack::new),
+            http: call::http_client(std::time::Duration::from_secs(10)),
         }
     }
 

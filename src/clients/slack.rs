@@ -194,11 +194,27 @@ pub fn render(m: &Message) -> (String, Value) {
     let emoji = emoji(m.mark);
     let headline = mrkdwn(&m.headline);
     let text = format!("{emoji} {}: {headline}", escape(&m.subject));
-    let blocks = json!([
-        {"type": "section", "text": {"type": "mrkdwn", "text": format!("{emoji} {headline}")}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(&m.context)}]},
-    ]);
-    (text, blocks)
+    let mut blocks = vec![
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("{emoji} {headline}")}}),
+        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(&m.context)}]}),
+    ];
+    if !m.actions.is_empty() {
+        let buttons: Vec<Value> = m
+            .actions
+            .iter()
+            .map(|a| {
+                json!({
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": a.label},
+                    "action_id": a.kind.id(),
+                    "value": a.value(),
+                    "style": "primary"
+                })
+            })
+            .collect();
+        blocks.push(json!({"type": "actions", "elements": buttons}));
+    }
+    (text, Value::Array(blocks))
 }
 
 /// Slack's error codes: the permanent ones are never retried; rate limits and server errors are.
@@ -227,4 +243,56 @@ fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, code: &str
         };
     }
     status_error(SERVICE, status, headers, &truncate(code, 100), &|_| None)
+}
+
+/// What a clicked message should now say (`response_url` with `replace_original`): its blocks
+/// without the buttons, and a line (Slack `mrkdwn`) saying what was done and by whom.
+pub fn answered(message: Option<&Value>, note: &str) -> Value {
+    let mut blocks: Vec<Value> = message
+        .and_then(|m| m.get("blocks"))
+        .and_then(Value::as_array)
+        .map(|b| {
+            b.iter()
+                .filter(|b| b.get("type").and_then(Value::as_str) != Some("actions"))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}));
+    let text = message
+        .and_then(|m| m.get("text"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    json!({"replace_original": true, "text": text, "blocks": blocks})
+}
+
+/// An answer only the clicking user sees (`response_url`, ephemeral), leaving the message as it is.
+pub fn told(text: &str) -> Value {
+    json!({"response_type": "ephemeral", "replace_original": false, "text": escape(text)})
+}
+
+/// Posts an answer to a click's `response_url`.
+pub async fn respond(http: &reqwest::Client, url: &str, body: &Value) -> Result<(), CallError> {
+    let resp = http
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| CallError::transport(SERVICE, &e))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap_or_default();
+    if status.is_success() {
+        return Ok(());
+    }
+    Err(status_error(
+        SERVICE,
+        status,
+        &headers,
+        &truncate(&text, 100),
+        &|s| {
+            (s == StatusCode::NOT_FOUND)
+                .then(|| "the click's response_url expired (30 minutes, five answers)".into())
+        },
+    ))
 }

@@ -182,6 +182,17 @@ pub struct SourcesConfig {
     pub circleci: SourceAuthConfig,
     #[serde(default)]
     pub bitbucket: SourceAuthConfig,
+    /// Slack's interactivity requests (button clicks), `POST /hooks/slack`.
+    #[serde(default)]
+    pub slack: SlackSourceConfig,
+}
+
+/// Who may post button clicks: requests signed with the Slack app's signing secret.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct SlackSourceConfig {
+    pub signing_secret: Option<SecretRef>,
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
 }
 
 /// Checks shared by every inbound source.
@@ -385,6 +396,37 @@ pub struct EnvConfig {
     pub gate_url: Option<String>,
     #[serde(default = "default_parameters")]
     pub parameters: BTreeMap<String, String>,
+    /// The environment whose deployed releases this one receives (SPEC 13).
+    pub promote_from: Option<String>,
+    /// Promote as soon as every condition holds.
+    #[serde(default)]
+    pub auto: bool,
+    /// Distinct approvers needed before a promotion.
+    #[serde(default)]
+    pub approvals: u32,
+    /// Who may approve: Slack user ids, or the names given to the API and CLI.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// How long a release must have been deployed in `promote_from` first.
+    #[serde(default)]
+    pub soak_secs: u64,
+    /// Weekly windows with no promotion into this environment: `Fri 15:00 - Mon 09:00 Asia/Seoul`.
+    #[serde(default)]
+    pub freeze: Vec<String>,
+    /// Wait for CircleCI to build this environment's tag before deploying it.
+    #[serde(default)]
+    pub build: bool,
+    /// A Jira status that promotes the release into this environment.
+    pub promote_on_status: Option<String>,
+    /// The Jira transition (by name or target status) applied once deployed here (SPEC 14).
+    pub jira_transition: Option<String>,
+}
+
+impl Default for EnvConfig {
+    /// The file format's defaults, with an empty `tag`.
+    fn default() -> Self {
+        toml::from_str("tag = \"\"").expect("the defaults parse")
+    }
 }
 
 fn default_initial() -> String {

@@ -9,6 +9,7 @@
 pub mod file;
 pub mod lambda;
 pub mod limits;
+pub mod promotion;
 pub mod secret;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ pub use file::{
 };
 pub use lambda::LambdaConfig;
 pub use limits::LimitsConfig;
+pub use promotion::{FreezeWindow, Promotion};
 pub use secret::{Secret, SecretRef};
 
 /// One thing wrong with a configuration, with where it is.
@@ -140,6 +142,14 @@ pub struct Sources {
     pub jira: JiraSource,
     pub circleci: SourceAuth,
     pub bitbucket: SourceAuth,
+    pub slack: SlackSource,
+}
+
+/// Slack's button clicks: signed with the app's signing secret (none: every click is refused).
+#[derive(Debug, Clone, Default)]
+pub struct SlackSource {
+    pub signing_secret: Option<Secret>,
+    pub allow: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone)]
@@ -221,6 +231,10 @@ pub struct Environment {
     /// This environment's Gate, when it is not `[spinnaker] gate_url`.
     pub gate_url: Option<String>,
     pub parameters: BTreeMap<String, Template>,
+    /// How releases come here from an earlier environment; `None` for a first environment.
+    pub promotion: Option<Promotion>,
+    /// The Jira transition applied once a release is deployed here.
+    pub jira_transition: Option<String>,
 }
 
 impl Default for Spinnaker {
@@ -701,6 +715,11 @@ fn sources(s: &file::SourcesConfig, p: &mut Problems) -> Option<Sources> {
         &s.bitbucket,
         SignatureFormat::default(),
     );
+    let slack_allow = p.cidrs("sources.slack.allow_ips", &s.slack.allow_ips);
+    let slack_secret = p.secret_opt(
+        "sources.slack.signing_secret",
+        s.slack.signing_secret.as_ref(),
+    );
     Some(Sources {
         jira: JiraSource {
             auth: jira_auth?,
@@ -709,6 +728,10 @@ fn sources(s: &file::SourcesConfig, p: &mut Problems) -> Option<Sources> {
         },
         circleci: circleci?,
         bitbucket: bitbucket?,
+        slack: SlackSource {
+            signing_secret: slack_secret?,
+            allow: slack_allow,
+        },
     })
 }
 
@@ -840,6 +863,9 @@ fn project(at: &str, project: &file::ProjectConfig, p: &mut Problems) -> Option<
             Some((env.name.clone(), env))
         })
         .collect();
+    for (at_env, message) in promotion::check_order(&project.environments) {
+        p.push(format!("{at}.environments.{at_env}"), message);
+    }
     Some(Project {
         name: name?,
         repo: project.repo.clone(),
@@ -892,6 +918,7 @@ fn environment(
             "must not be empty (omit it for `*`, any application)",
         );
     }
+    let promotion = promotion::parse(at, env, |at, message| p.push(at, message));
     Some(Environment {
         name: env_name?,
         scheme: scheme?,
@@ -906,5 +933,7 @@ fn environment(
             .as_ref()
             .map(|u| u.trim_end_matches('/').to_string()),
         parameters: parameters.into_iter().collect::<Option<_>>()?,
+        promotion: promotion?,
+        jira_transition: env.jira_transition.clone(),
     })
 }

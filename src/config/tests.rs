@@ -110,3 +110,74 @@ fn an_inline_secret_is_refused_without_being_quoted() {
     assert!(err.contains("inline secrets are refused"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[test]
+fn environments_in_order_are_read_and_their_mistakes_named() {
+    let road = r#"
+[projects.environments.qa]
+tag = "qa{major}.{minor}.{patch}"
+promote_from = "stg"
+auto = true
+[projects.environments.prod]
+tag = "v{major}.{minor}.{patch}"
+promote_from = "qa"
+approvals = 1
+approvers = ["U012ABCDEF", "U0987ZYXWV"]
+soak_secs = 3600
+freeze = ["Fri 15:00 - Mon 09:00 Asia/Seoul"]
+build = true
+promote_on_status = "Ready for prod"
+jira_transition = "Done"
+"#;
+    let (file, unknown) = ConfigFile::parse(&format!("{BASE}{road}")).unwrap();
+    assert!(unknown.is_empty(), "{unknown:?}");
+    let mut file = file;
+    file.bitbucket.as_mut().unwrap().auth =
+        file::BitbucketAuthConfig::Bearer(SecretRef::Env("PATH".into()));
+    let config = Config::from_file(&file).unwrap();
+    let envs = &config.projects[0].environments;
+    assert_eq!(envs["stg"].promotion, None);
+    let qa = envs["qa"].promotion.as_ref().unwrap();
+    assert_eq!((qa.from.as_str(), qa.auto, qa.approvals), ("stg", true, 0));
+    let prod = envs["prod"].promotion.as_ref().unwrap();
+    assert_eq!(prod.approvers, ["U012ABCDEF", "U0987ZYXWV"]);
+    assert_eq!(prod.soak, Duration::from_secs(3600));
+    assert_eq!(prod.freeze[0].text, "Fri 15:00 - Mon 09:00 Asia/Seoul");
+    assert!(prod.build);
+    assert_eq!(prod.on_status.as_deref(), Some("Ready for prod"));
+    assert_eq!(envs["prod"].jira_transition.as_deref(), Some("Done"));
+
+    let cases = [
+        (
+            "[projects.environments.qa]\ntag = \"qa{major}.{minor}.{patch}\"\npromote_from = \"uat\"\n",
+            "projects[0].environments.qa.promote_from: `uat` is not one of this project's environments",
+        ),
+        (
+            "[projects.environments.qa]\ntag = \"qa{major}.{minor}.{patch}\"\npromote_from = \"prod\"\n[projects.environments.prod]\ntag = \"v{major}.{minor}.{patch}\"\npromote_from = \"qa\"\n",
+            "promotion goes round in a circle: qa -> prod -> qa",
+        ),
+        (
+            "[projects.environments.qa]\ntag = \"qa{major}.{minor}.{patch}\"\npromote_from = \"stg\"\nfreeze = [\"Friday afternoon\"]\n",
+            "projects[0].environments.qa.freeze[0]: `Friday afternoon` is not a freeze window",
+        ),
+        (
+            "[projects.environments.qa]\ntag = \"qa{major}.{patch}\"\npromote_from = \"stg\"\n",
+            "projects[0].environments.qa.tag",
+        ),
+        (
+            "[projects.environments.qa]\ntag = \"qa{major}.{minor}.{patch}\"\npromote_from = \"stg\"\napprovals = 2\napprovers = [\"U1\"]\n",
+            "2 approvals can never be given by the 1 people in approvers",
+        ),
+        (
+            "[projects.environments.qa]\ntag = \"qa{major}.{minor}.{patch}\"\nauto = true\n",
+            "projects[0].environments.qa.auto: only applies to an environment releases are promoted into",
+        ),
+    ];
+    for (text, expected) in cases {
+        let p = problems(&format!("{BASE}{text}"));
+        assert!(
+            p.iter().any(|x| x.contains(expected)),
+            "{expected} not in {p:?}"
+        );
+    }
+}

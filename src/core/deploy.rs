@@ -4,27 +4,12 @@
 use std::collections::BTreeMap;
 
 use crate::config::{Config, Environment};
-use crate::domain::{
-    DeploymentId, DeploymentKind, EnvName, ProjectName, Release, ReleaseId, ReleaseStatus, TagName,
-};
+use crate::domain::{DeploymentId, DeploymentKind, Release, ReleaseStatus, TagName};
 
 use super::follow;
 use super::job::{Job, NotifyEvent};
 use super::notify_job;
-use super::plan::{Changes, DeploymentChange, ReleaseChange};
-
-/// A deployment about to be triggered: recorded first, so that its trigger and what follows it
-/// have a record to hang on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewDeployment {
-    pub release: ReleaseId,
-    pub project: ProjectName,
-    pub env: EnvName,
-    pub kind: DeploymentKind,
-    pub tag: TagName,
-    pub source: String,
-    pub application: String,
-}
+use super::plan::{Changes, DeploymentChange, NewDeployment, ReleaseChange};
 
 /// The release's own deployment, in its environment, with the trigger's `source`.
 pub fn release_deployment(r: &Release, env: &Environment, source: &str) -> Option<NewDeployment> {
@@ -36,6 +21,8 @@ pub fn release_deployment(r: &Release, env: &Environment, source: &str) -> Optio
         tag: r.tag.clone()?,
         source: source.to_string(),
         application: env.spinnaker_application.clone(),
+        requested_by: None,
+        requested_via: None,
     })
 }
 
@@ -44,20 +31,24 @@ pub fn ready(r: &Release) -> bool {
     r.status == ReleaseStatus::Built
 }
 
-/// The trigger's `parameters`: the environment's templates over the release's facts.
-pub fn parameters(r: &Release, env: &Environment) -> BTreeMap<String, String> {
+/// The trigger's `parameters` for deploying `tag` into `env`: the environment's templates over
+/// the release's facts (`{tag}` and `{env}` are the deployment's, `{build_tag}` the tag CircleCI
+/// built, the release's first).
+pub fn parameters(r: &Release, env: &Environment, tag: &TagName) -> BTreeMap<String, String> {
     let commit = r.best_commit();
     let value = |name: &str| -> String {
         match name {
-            "tag" => r.tag.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+            "tag" => tag.to_string(),
             "version" => r.version.map(|v| v.to_string()).unwrap_or_default(),
             "commit" => commit.to_string(),
             "short_commit" => commit.short().to_string(),
             "repo" => r.repo.clone(),
             "project" => r.project.to_string(),
-            "env" => r.env.to_string(),
+            "env" => env.name.to_string(),
             "issue" => r.issue.clone().unwrap_or_default(),
             "build_url" => r.build_url.clone().unwrap_or_default(),
+            // The tag CircleCI built: the release's first environment's.
+            "build_tag" => r.tag.as_ref().map(|t| t.to_string()).unwrap_or_default(),
             _ => String::new(),
         }
     };
@@ -128,6 +119,8 @@ mod tests {
             spinnaker_source: Some("payments-api-stg".into()),
             spinnaker_application: "*".into(),
             gate_url: None,
+            promotion: None,
+            jira_transition: None,
             parameters: [
                 ("tag", "{tag}"),
                 (
@@ -139,8 +132,20 @@ mod tests {
             .map(|(k, t)| (k.to_string(), Template::parse(t).unwrap()))
             .collect(),
         };
-        let p = parameters(&release(), &env);
+        let r = release();
+        let p = parameters(&r, &env, r.tag.as_ref().unwrap());
         assert_eq!(p["tag"], "stg1.4.0");
         assert_eq!(p["label"], "payments-api/stg abc1234 for PAY-1");
+        let mut qa = env.clone();
+        qa.name = EnvName::parse("qa").unwrap();
+        qa.parameters
+            .insert("image".into(), Template::parse("{build_tag}").unwrap());
+        let p = parameters(&r, &qa, &TagName::parse("qa1.4.0").unwrap());
+        assert_eq!(
+            (p["tag"].as_str(), p["image"].as_str()),
+            ("qa1.4.0", "stg1.4.0"),
+            "a promotion deploys its own tag of the artifact built for the first"
+        );
+        assert!(p["label"].starts_with("payments-api/qa "));
     }
 }

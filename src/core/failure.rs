@@ -15,7 +15,13 @@ fn step(spec: &JobSpec) -> Option<&'static str> {
     match spec {
         JobSpec::CreateTag { .. } => Some("tagging"),
         JobSpec::Deploy { .. } => Some("deploy trigger"),
-        JobSpec::HandleBuild { .. } | JobSpec::FollowDeploy { .. } | JobSpec::Notify { .. } => None,
+        // A promotion that gives up fails its deployment, not the release (see `trigger_abandoned`).
+        JobSpec::HandleBuild { .. }
+        | JobSpec::FollowDeploy { .. }
+        | JobSpec::Promote { .. }
+        | JobSpec::ConsiderPromotion { .. }
+        | JobSpec::Respond { .. }
+        | JobSpec::Notify { .. } => None,
     }
 }
 
@@ -157,6 +163,7 @@ mod tests {
             &config(true),
             &JobSpec::Notify {
                 release_id: r,
+                deployment: None,
                 event: NotifyEvent::Tagged { step_ms: 1 },
             },
             "x",

@@ -14,7 +14,7 @@ use crate::domain::{
 
 use super::job::{Job, NotifyEvent};
 use super::notify::dur;
-use super::notify_job;
+use super::notify_about;
 use super::plan::{Changes, DeploymentChange, ExecutionSeen, ReleaseChange};
 
 /// How long the `poll`th look waits after the one before (the first, after the trigger).
@@ -144,6 +144,8 @@ pub fn decide(config: &Config, s: Seen) -> Changes {
         .fold(Changes::default(), |c, e| c.execution(e));
     let since_trigger = s.now - d.triggered_at.unwrap_or(d.created_at);
     let own = d.kind == DeploymentKind::Release;
+    // Messages about a promotion or a rollback name its environment and tag.
+    let target = (!own).then_some(d.id);
     let waited_secs = since_trigger / 1000;
 
     if all.is_empty() {
@@ -171,9 +173,10 @@ pub fn decide(config: &Config, s: Seen) -> Changes {
             &error,
         )
         .event(r.id, "deploy_not_started", error.clone())
-        .maybe_job(notify_job(
+        .maybe_job(notify_about(
             config,
             r.id,
+            target,
             NotifyEvent::DeployNotStarted { waited_secs, check },
         ));
         return changes;
@@ -200,9 +203,10 @@ pub fn decide(config: &Config, s: Seen) -> Changes {
         changes = changes
             .deployment(d.id, DeploymentChange::Started { at })
             .event(r.id, "deploy_started", message)
-            .maybe_job(notify_job(
+            .maybe_job(notify_about(
                 config,
                 r.id,
+                target,
                 NotifyEvent::DeployStarted {
                     pipeline: first.name.clone(),
                     execution: first.id.clone(),
@@ -250,9 +254,10 @@ pub fn decide(config: &Config, s: Seen) -> Changes {
             &error,
         )
         .event(r.id, "deploy_failed", told)
-        .maybe_job(notify_job(
+        .maybe_job(notify_about(
             config,
             r.id,
+            target,
             NotifyEvent::DeployFailed {
                 pipeline: failed.name.clone(),
                 status: failed.status.clone(),
@@ -296,15 +301,19 @@ pub fn decide(config: &Config, s: Seen) -> Changes {
                 },
             )
             .event(r.id, "deployed", message)
-            .maybe_job(notify_job(
+            .maybe_job(notify_about(
                 config,
                 r.id,
+                target,
                 NotifyEvent::Deployed {
                     step_ms: at - d.triggered_at.unwrap_or(d.created_at),
                 },
             ));
         if own {
             changes = changes.release(r.id, ReleaseChange::Deployed { at });
+        }
+        if d.kind != DeploymentKind::Rollback {
+            changes.extend(super::onward::after_deployed(config, r, &d.env));
         }
         return changes;
     }
@@ -335,9 +344,10 @@ pub fn decide(config: &Config, s: Seen) -> Changes {
         &error,
     )
     .event(r.id, "deploy_timed_out", error.clone())
-    .maybe_job(notify_job(
+    .maybe_job(notify_about(
         config,
         r.id,
+        target,
         NotifyEvent::DeployTimedOut { waited_secs, link },
     ))
 }
@@ -390,6 +400,7 @@ fn end(
 /// deployment fails with the reason, and the release with it for its own deployment.
 pub fn gave_up(config: &Config, r: &Release, d: &Deployment, error: &str, now: Millis) -> Changes {
     let own = d.kind == DeploymentKind::Release;
+    let target = (!own).then_some(d.id);
     let check = format!(
         "Gate's answer while following the deploy: {error} (application `{}`, source `{}`)",
         d.application, d.source
@@ -409,9 +420,10 @@ pub fn gave_up(config: &Config, r: &Release, d: &Deployment, error: &str, now: M
         "deploy_failed",
         format!("could not follow the deploy: {check}"),
     )
-    .maybe_job(notify_job(
+    .maybe_job(notify_about(
         config,
         r.id,
+        target,
         NotifyEvent::DeployFailed {
             pipeline: String::new(),
             status: "unknown".into(),
@@ -450,6 +462,8 @@ mod tests {
             finished_at: None,
             failed_stage: None,
             error: None,
+            requested_by: None,
+            requested_via: None,
         }
     }
 

@@ -55,6 +55,30 @@ pub enum NotifyEvent {
         /// What to look at.
         check: String,
     },
+    /// The release may go into `env` (it is deployed where `env` takes releases from): a
+    /// button to promote it, or to approve it when `approvals` are needed.
+    PromotionReady {
+        env: String,
+        approvals: u32,
+    },
+    /// Someone (or Hoist, `auto`) started the release's promotion into `env`.
+    Promoted {
+        env: String,
+        tag: String,
+        by: String,
+        via: String,
+    },
+    /// `by` approved the release for `env`: `have` of `need`.
+    Approved {
+        env: String,
+        by: String,
+        have: u32,
+        need: u32,
+    },
+    /// Something beside the release went wrong (a Jira update, say): said, nothing else fails.
+    Warning {
+        text: String,
+    },
     /// No execution started in time.
     DeployNotStarted {
         waited_secs: i64,
@@ -77,18 +101,30 @@ pub enum JobSpec {
     HandleBuild { delivery_id: DeliveryId },
     /// Send the Spinnaker trigger.
     Deploy { release_id: ReleaseId },
+    /// Carry a release into a further environment: its tag there, then its trigger.
+    Promote { release_id: ReleaseId, env: EnvName },
     /// Look at what the trigger of a deployment started, in Gate: the `poll`th look.
     FollowDeploy {
         deployment_id: DeploymentId,
         #[serde(default)]
         poll: u32,
     },
-    /// Tell Slack.
+    /// Tell Slack (about one of the release's deployments, when it is not the release's own).
     Notify {
         release_id: ReleaseId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deployment: Option<DeploymentId>,
         #[serde(flatten)]
         event: NotifyEvent,
     },
+    /// Answer a Slack click at its `response_url` (update the message, or tell the user).
+    Respond {
+        url: String,
+        body: serde_json::Value,
+    },
+    /// Consider promoting a release into `env` now (after a deploy, an approval, or when a soak
+    /// or a freeze window ends).
+    ConsiderPromotion { release_id: ReleaseId, env: EnvName },
 }
 
 impl JobSpec {
@@ -98,8 +134,11 @@ impl JobSpec {
             Self::CreateTag { .. } => "create_tag",
             Self::HandleBuild { .. } => "handle_build",
             Self::Deploy { .. } => "deploy",
+            Self::Promote { .. } => "promote",
             Self::FollowDeploy { .. } => "follow_deploy",
             Self::Notify { .. } => "notify",
+            Self::ConsiderPromotion { .. } => "consider_promotion",
+            Self::Respond { .. } => "respond",
         }
     }
 
@@ -108,8 +147,10 @@ impl JobSpec {
         match self {
             Self::CreateTag { release_id }
             | Self::Deploy { release_id }
+            | Self::Promote { release_id, .. }
+            | Self::ConsiderPromotion { release_id, .. }
             | Self::Notify { release_id, .. } => Some(*release_id),
-            Self::HandleBuild { .. } | Self::FollowDeploy { .. } => None,
+            Self::HandleBuild { .. } | Self::FollowDeploy { .. } | Self::Respond { .. } => None,
         }
     }
 }
@@ -128,6 +169,8 @@ pub enum Lane {
     Notify(ReleaseId),
     /// The looks at one deployment's executions, one at a time.
     Follow(DeploymentId),
+    /// One answer to a click (each its own).
+    Respond(String),
 }
 
 impl fmt::Display for Lane {
@@ -139,6 +182,7 @@ impl fmt::Display for Lane {
             Self::Deploy(release) => write!(f, "deploy:{release}"),
             Self::Notify(release) => write!(f, "notify:{release}"),
             Self::Follow(deployment) => write!(f, "follow:{deployment}"),
+            Self::Respond(key) => write!(f, "respond:{key}"),
         }
     }
 }
@@ -155,6 +199,21 @@ impl Job {
     pub fn create_tag(release_id: ReleaseId, project: &ProjectName, env: &EnvName) -> Self {
         Self {
             spec: JobSpec::CreateTag { release_id },
+            lane: Lane::Tag {
+                project: project.clone(),
+                env: env.clone(),
+            },
+            run_at: None,
+        }
+    }
+
+    /// A release's promotion into `env`, in the lane of that environment's tags.
+    pub fn promote(release_id: ReleaseId, project: &ProjectName, env: &EnvName) -> Self {
+        Self {
+            spec: JobSpec::Promote {
+                release_id,
+                env: env.clone(),
+            },
             lane: Lane::Tag {
                 project: project.clone(),
                 env: env.clone(),
@@ -180,10 +239,56 @@ impl Job {
     }
 
     pub fn notify(release_id: ReleaseId, event: NotifyEvent) -> Self {
+        Self::notify_about(release_id, None, event)
+    }
+
+    /// A message about one of the release's deployments (`None`: the release's own steps).
+    pub fn notify_about(
+        release_id: ReleaseId,
+        deployment: Option<DeploymentId>,
+        event: NotifyEvent,
+    ) -> Self {
         Self {
-            spec: JobSpec::Notify { release_id, event },
+            spec: JobSpec::Notify {
+                release_id,
+                deployment,
+                event,
+            },
             lane: Lane::Notify(release_id),
             run_at: None,
+        }
+    }
+
+    /// An answer to a Slack click, posted to its `response_url`; `key` names the answer's lane.
+    pub fn respond(url: &str, body: serde_json::Value, key: String) -> Self {
+        Self {
+            spec: JobSpec::Respond {
+                url: url.to_string(),
+                body,
+            },
+            lane: Lane::Respond(key),
+            run_at: None,
+        }
+    }
+
+    /// A look at whether `release` can go into `env`, at `at` (at once if `None`), in the lane of
+    /// that environment's tags, where its promotion would run.
+    pub fn consider(
+        release_id: ReleaseId,
+        project: &ProjectName,
+        env: &EnvName,
+        at: Option<Millis>,
+    ) -> Self {
+        Self {
+            spec: JobSpec::ConsiderPromotion {
+                release_id,
+                env: env.clone(),
+            },
+            lane: Lane::Tag {
+                project: project.clone(),
+                env: env.clone(),
+            },
+            run_at: at,
         }
     }
 
@@ -230,6 +335,7 @@ mod tests {
                 r#"{"type":"notify","release_id":3,"event":"tagged","step_ms":12}"#,
                 JobSpec::Notify {
                     release_id: ReleaseId(3),
+                    deployment: None,
                     event: NotifyEvent::Tagged { step_ms: 12 },
                 },
             ),

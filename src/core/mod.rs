@@ -14,16 +14,32 @@ pub mod follow;
 pub mod inbound;
 pub mod job;
 pub mod notify;
+pub mod onward;
 pub mod plan;
+pub mod promote;
 pub mod tag;
 #[cfg(test)]
 mod testing;
 
 use crate::config::Config;
-use crate::domain::ReleaseId;
+use crate::domain::{DeploymentId, ReleaseId};
 use job::{Job, NotifyEvent};
 
 /// A Slack message about a release, when Slack is configured.
 pub fn notify_job(config: &Config, release: ReleaseId, event: NotifyEvent) -> Option<Job> {
     config.slack.is_some().then(|| Job::notify(release, event))
+}
+
+/// A Slack message about one of the release's deployments (`None`: the release's own steps),
+/// when Slack is configured.
+pub fn notify_about(
+    config: &Config,
+    release: ReleaseId,
+    deployment: Option<DeploymentId>,
+    event: NotifyEvent,
+) -> Option<Job> {
+    config
+        .slack
+        .is_some()
+        .then(|| Job::notify_about(release, deployment, event))
 }

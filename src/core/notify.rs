@@ -1,7 +1,7 @@
 //! What a notification says about a release step, as a neutral description: words, emphasis and
 //! links. The Slack client turns it into Slack's own format; nothing here knows Block Kit.
 
-use crate::domain::Release;
+use crate::domain::{EnvName, Release, ReleaseId, TagName};
 
 use super::job::NotifyEvent;
 
@@ -31,6 +31,52 @@ pub enum Span {
     },
 }
 
+/// What a button asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    Promote,
+    Approve,
+}
+
+impl ActionKind {
+    /// The id a button carries, and a click brings back.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Promote => "hoist_promote",
+            Self::Approve => "hoist_approve",
+        }
+    }
+
+    pub fn from_id(id: &str) -> Option<Self> {
+        [Self::Promote, Self::Approve]
+            .into_iter()
+            .find(|k| k.id() == id)
+    }
+}
+
+/// A button under a message: what it asks for, about which release and environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    pub kind: ActionKind,
+    pub label: String,
+    pub release: ReleaseId,
+    pub env: EnvName,
+}
+
+impl Action {
+    /// The button's value: `<release id>/<environment>`.
+    pub fn value(&self) -> String {
+        format!("{}/{}", self.release, self.env)
+    }
+
+    /// A click's action id and value read back; `None` when they are not a button of Hoist's.
+    pub fn parse(action_id: &str, value: &str) -> Option<(ActionKind, ReleaseId, String)> {
+        let kind = ActionKind::from_id(action_id)?;
+        let (release, env) = value.split_once('/')?;
+        Some((kind, ReleaseId(release.parse().ok()?), env.to_string()))
+    }
+}
+
 /// A message about one step of a release.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -41,6 +87,15 @@ pub struct Message {
     pub headline: Vec<Span>,
     /// The release's facts: issue, project and environment, commit, tag, build.
     pub context: Vec<Span>,
+    /// Buttons, when the step asks for a decision.
+    pub actions: Vec<Action>,
+}
+
+/// The deployment a message is about, when it is not the release's own: its environment and tag.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub env: &'a EnvName,
+    pub tag: &'a TagName,
 }
 
 impl Message {
@@ -81,12 +136,16 @@ fn maybe_link(url: &Option<String>, label: &str) -> Span {
     }
 }
 
-/// The message for `event` on release `r`.
-pub fn message(r: &Release, event: &NotifyEvent, links: &Links) -> Message {
-    let tag = || match &r.tag {
-        Some(t) => Span::Code(t.to_string()),
-        None => text("(no tag yet)"),
+/// The message for `event` on release `r` (about `target`, a deployment that is not the
+/// release's own, when given).
+pub fn message(r: &Release, event: &NotifyEvent, links: &Links, target: Option<Target>) -> Message {
+    let tag = || match (target, &r.tag) {
+        (Some(t), _) => Span::Code(t.tag.to_string()),
+        (None, Some(t)) => Span::Code(t.to_string()),
+        (None, None) => text("(no tag yet)"),
     };
+    let into = target.map(|t| format!(" to {}", t.env)).unwrap_or_default();
+    let mut actions = Vec::new();
     let build = || match &r.build_url {
         Some(u) => Span::Link {
             url: u.clone(),
@@ -94,7 +153,7 @@ pub fn message(r: &Release, event: &NotifyEvent, links: &Links) -> Message {
         },
         None => text("no build yet"),
     };
-    let (mark, headline) = match event {
+    let (mark, mut headline) = match event {
         NotifyEvent::Tagged { step_ms } => (
             Mark::Tagged,
             vec![
@@ -152,6 +211,16 @@ pub fn message(r: &Release, event: &NotifyEvent, links: &Links) -> Message {
                 maybe_link(link, execution),
             ],
         ),
+        NotifyEvent::Deployed { step_ms } if target.is_some() => (
+            Mark::Deployed,
+            vec![
+                tag(),
+                text(format!(
+                    " deployed{into}, {} after the trigger",
+                    dur(*step_ms)
+                )),
+            ],
+        ),
         NotifyEvent::Deployed { step_ms } => (
             Mark::Deployed,
             vec![
@@ -162,6 +231,55 @@ pub fn message(r: &Release, event: &NotifyEvent, links: &Links) -> Message {
                     r.lead_time_ms().map(dur).unwrap_or_else(|| "n/a".into())
                 )),
             ],
+        ),
+        NotifyEvent::PromotionReady { env, approvals } => {
+            let env_name = EnvName::parse(env).ok();
+            let (kind, label, ask) = if *approvals > 0 {
+                (
+                    ActionKind::Approve,
+                    format!("Approve {env}"),
+                    format!(
+                        " can go to {env} once approved ({approvals} approval{} needed)",
+                        if *approvals == 1 { "" } else { "s" }
+                    ),
+                )
+            } else {
+                (
+                    ActionKind::Promote,
+                    format!("Promote to {env}"),
+                    format!(" can go to {env}"),
+                )
+            };
+            if let Some(env) = env_name {
+                actions.push(Action {
+                    kind,
+                    label,
+                    release: r.id,
+                    env,
+                });
+            }
+            (Mark::Deploy, vec![tag(), text(ask)])
+        }
+        NotifyEvent::Promoted { env, tag, by, via } => (
+            Mark::Deploy,
+            vec![
+                text(format!("promoted to {env} as ")),
+                Span::Code(tag.clone()),
+                text(format!(" by {by} ({via})")),
+            ],
+        ),
+        NotifyEvent::Approved {
+            env,
+            by,
+            have,
+            need,
+        } => (
+            Mark::Deploy,
+            vec![text(format!("{by} approved {env} ({have} of {need})"))],
+        ),
+        NotifyEvent::Warning { text: warning } => (
+            Mark::Failed,
+            vec![Span::Strong("warning".into()), text(format!(": {warning}"))],
         ),
         NotifyEvent::DeployFailed {
             pipeline,
@@ -233,7 +351,11 @@ pub fn message(r: &Release, event: &NotifyEvent, links: &Links) -> Message {
     let context = vec![
         issue,
         sep(),
-        text(format!("{} ({})", r.project, r.env)),
+        text(format!(
+            "{} ({})",
+            r.project,
+            target.map(|t| t.env).unwrap_or(&r.env)
+        )),
         sep(),
         commit,
         sep(),
@@ -241,11 +363,17 @@ pub fn message(r: &Release, event: &NotifyEvent, links: &Links) -> Message {
         sep(),
         build(),
     ];
+    if let (Some(t), NotifyEvent::DeployStarted { .. } | NotifyEvent::DeployFailed { .. }) =
+        (target, event)
+    {
+        headline.insert(0, text(format!("{}: ", t.env)));
+    }
     Message {
         mark,
         subject: r.issue.clone().unwrap_or_else(|| r.project.to_string()),
         headline,
         context,
+        actions,
     }
 }
 
@@ -289,7 +417,12 @@ mod tests {
             bitbucket_web: "https://bitbucket.org",
             workspace: "acme",
         };
-        let m = message(&release(), &NotifyEvent::Tagged { step_ms: 12 }, &links);
+        let m = message(
+            &release(),
+            &NotifyEvent::Tagged { step_ms: 12 },
+            &links,
+            None,
+        );
         assert_eq!(m.mark, Mark::Tagged);
         assert_eq!(m.subject, "PAY-1");
         assert_eq!(Message::plain(&m.headline), "tagged stg1.4.0 in 12 ms");

@@ -2,8 +2,8 @@
 //! transaction (with the job that made it, if any); it decides nothing itself.
 
 use crate::domain::{
-    CommitSha, DeliveryId, DeploymentId, DeploymentStatus, EnvName, Millis, ProjectName, ReleaseId,
-    ReleaseStatus, TagName, TagOrigin, Version,
+    CommitSha, DeliveryId, DeploymentId, DeploymentKind, DeploymentStatus, EnvName, Millis,
+    ProjectName, ReleaseId, ReleaseStatus, TagName, TagOrigin, Version, Via,
 };
 
 use super::job::Job;
@@ -140,6 +140,21 @@ pub struct ExecutionSeen {
     pub failed_stage: Option<String>,
 }
 
+/// A deployment about to be triggered: recorded first, so that its trigger and what follows it
+/// have a record to hang on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeployment {
+    pub release: ReleaseId,
+    pub project: ProjectName,
+    pub env: EnvName,
+    pub kind: DeploymentKind,
+    pub tag: TagName,
+    pub source: String,
+    pub application: String,
+    pub requested_by: Option<String>,
+    pub requested_via: Option<Via>,
+}
+
 /// One line to add to a release's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimelineEntry {
@@ -174,6 +189,9 @@ pub struct DeliveryOutcome {
 pub struct Changes {
     pub releases: Vec<(ReleaseId, ReleaseChange)>,
     pub deployments: Vec<(DeploymentId, DeploymentChange)>,
+    /// Deployments to record, still to be triggered. One that another request recorded first
+    /// (the same promotion asked twice) makes the whole plan stale.
+    pub new_deployments: Vec<NewDeployment>,
     pub executions: Vec<ExecutionSeen>,
     pub timeline: Vec<TimelineEntry>,
     pub jobs: Vec<Job>,
@@ -210,6 +228,7 @@ impl Changes {
     pub fn extend(&mut self, other: Changes) {
         self.releases.extend(other.releases);
         self.deployments.extend(other.deployments);
+        self.new_deployments.extend(other.new_deployments);
         self.executions.extend(other.executions);
         self.timeline.extend(other.timeline);
         self.jobs.extend(other.jobs);

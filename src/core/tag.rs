@@ -206,6 +206,8 @@ mod tests {
             spinnaker_source: None,
             spinnaker_application: "*".into(),
             gate_url: None,
+            promotion: None,
+            jira_transition: None,
             parameters: Default::default(),
         }
     }
@@ -311,6 +313,8 @@ mod properties {
                 spinnaker_source: None,
                 spinnaker_application: "*".into(),
                 gate_url: None,
+                promotion: None,
+                jira_transition: None,
                 parameters: Default::default(),
             };
             let listed: Vec<RepoTag> = listed.iter().map(|&(a, b, c)| RepoTag {

@@ -15,9 +15,9 @@ pub use commit::{CommitSha, short_sha};
 pub use ids::{DeliveryId, DeploymentId, JobId, ReleaseId};
 pub use names::{EnvName, NameError, ProjectName, TagName};
 pub use records::{
-    Delivery, DeliveryKey, Deployment, DeploymentKind, DeploymentStatus, Execution, JobAttempt,
-    JobRecord, JobState, KnownTag, NewDelivery, NewRelease, Release, ReleaseEvent, ReleaseStatus,
-    RepoTag, Source, Stage, TagOrigin,
+    Approval, Delivery, DeliveryKey, Deployment, DeploymentKind, DeploymentStatus, Execution,
+    JobAttempt, JobRecord, JobState, KnownTag, NewDelivery, NewRelease, Release, ReleaseEvent,
+    ReleaseStatus, RepoTag, Source, Stage, TagOrigin, Via,
 };
 pub use template::{NAMES as TEMPLATE_NAMES, Template};
 pub use time::{Millis, now_ms};

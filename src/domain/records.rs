@@ -334,6 +334,32 @@ pub struct RepoTag {
     pub commit: String,
 }
 
+words!(
+    /// How a person (or Hoist) asked for a promotion or gave an approval.
+    Via {
+        /// A button in the release's Slack thread.
+        Slack = "slack",
+        /// `POST /api/releases/{id}/...`.
+        Api = "api",
+        /// `hoist promote`, `hoist approve`, `hoist rollback`.
+        Cli = "cli",
+        /// The Jira issue moved to the environment's `promote_on_status`.
+        Jira = "jira",
+        /// `auto = true`: Hoist, once every condition held.
+        Auto = "auto",
+    }
+);
+
+/// One person's approval of a release for an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub release: ReleaseId,
+    pub env: EnvName,
+    pub by: String,
+    pub via: Via,
+    pub at: Millis,
+}
+
 /// One pass of a release into an environment: the trigger sent to Spinnaker, and what became of it.
 #[derive(Debug, Clone)]
 pub struct Deployment {
@@ -359,6 +385,9 @@ pub struct Deployment {
     /// The first stage that failed, when one did.
     pub failed_stage: Option<String>,
     pub error: Option<String>,
+    /// Who asked for it (a Slack user id, a name given to the API or CLI), and how.
+    pub requested_by: Option<String>,
+    pub requested_via: Option<Via>,
 }
 
 /// A Spinnaker pipeline execution, as Gate reports it (Orca's execution, the fields Hoist reads).

@@ -15,6 +15,7 @@ pub const NAMES: &[&str] = &[
     "env",
     "issue",
     "build_url",
+    "build_tag",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,8 +15,8 @@ use super::context::Context;
 use super::error::ApiError;
 use super::request::{is_forwarded, peer_ip};
 use crate::core::failure;
-use crate::domain::{JobId, ReleaseId};
-use crate::report;
+use crate::domain::{JobId, ReleaseId, Via};
+use crate::{report, requests};
 
 fn authorize(ctx: &Context, req: &Request) -> Result<(), ApiError> {
     match &ctx.config.server.api_token {
@@ -100,6 +100,160 @@ pub async fn retry_job(
             format!("job {id} does not exist or has not failed"),
         ))
     }
+}
+
+/// `{"env": "qa", "by": "jess"}`: the body of `/promote` and `/approve`.
+#[derive(Deserialize)]
+pub struct AskBody {
+    env: String,
+    by: String,
+}
+
+fn ask_body(body: &axum::body::Bytes) -> Result<AskBody, ApiError> {
+    let ask: AskBody = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("send {{\"env\": \"<environment>\", \"by\": \"<who asks>\"}}: {e}"),
+        )
+    })?;
+    if ask.by.trim().is_empty() || ask.env.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "`env` and `by` must not be empty",
+        ));
+    }
+    Ok(ask)
+}
+
+fn refused(e: requests::Refused) -> ApiError {
+    match e {
+        requests::Refused::NotFound(m) => ApiError::not_found(m),
+        requests::Refused::NotPromotable(m) => {
+            ApiError::new(StatusCode::CONFLICT, "not_promotable", m)
+        }
+        requests::Refused::NotApprover(m) => {
+            ApiError::new(StatusCode::FORBIDDEN, "not_approver", m)
+        }
+        requests::Refused::Store(e) => e.into(),
+    }
+}
+
+fn promoted(id: ReleaseId, env: &str, p: &requests::Promoted) -> Response {
+    match p {
+        requests::Promoted::Started => (
+            StatusCode::ACCEPTED,
+            Json(json!({"release": id, "env": env, "promotion": "started"})),
+        )
+            .into_response(),
+        requests::Promoted::Already(d) => (
+            StatusCode::OK,
+            Json(json!({"release": id, "env": env, "promotion": "already", "deployment": d})),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /api/releases/{id}/promote`: 202 when the promotion starts, 200 with the deployment when
+/// it is under way or done already, 409 `not_promotable` naming the unmet condition.
+pub async fn promote(
+    State(ctx): State<Context>,
+    Path(id): Path<i64>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    authorize(&ctx, &req)?;
+    let body = axum::body::to_bytes(req.into_body(), 64 * 1024)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "unreadable body"))?;
+    let ask = ask_body(&body)?;
+    let id = ReleaseId(id);
+    let p = requests::promote(&ctx.store, &ctx.config, id, &ask.env, &ask.by, Via::Api)
+        .await
+        .map_err(refused)?;
+    ctx.wake.notify_one();
+    Ok(promoted(id, &ask.env, &p))
+}
+
+/// `POST /api/releases/{id}/approve`: the approval recorded (once per person), and the
+/// promotion started when it completed the approvals and nothing else is unmet.
+pub async fn approve(
+    State(ctx): State<Context>,
+    Path(id): Path<i64>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    authorize(&ctx, &req)?;
+    let body = axum::body::to_bytes(req.into_body(), 64 * 1024)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "unreadable body"))?;
+    let ask = ask_body(&body)?;
+    let id = ReleaseId(id);
+    let a = requests::approve(&ctx.store, &ctx.config, id, &ask.env, &ask.by, Via::Api)
+        .await
+        .map_err(refused)?;
+    if a.promoted.is_some() {
+        ctx.wake.notify_one();
+    }
+    Ok(Json(json!({
+        "release": id, "env": ask.env, "by": ask.by, "counted": a.counted,
+        "promotion": match a.promoted {
+            Some(requests::Promoted::Started) => "started",
+            Some(requests::Promoted::Already(_)) => "already",
+            None => "waiting",
+        }
+    }))
+    .into_response())
+}
+
+/// `{"by": "...", "to": "v1.3.0"}` (`to` optional): the body of a rollback.
+#[derive(Deserialize)]
+pub struct RollbackBody {
+    by: String,
+    to: Option<String>,
+}
+
+/// `POST /api/projects/{project}/environments/{env}/rollback`: 202 with the release and tag now
+/// being deployed again; 409 `not_promotable` when there is nothing to roll back to.
+pub async fn rollback(
+    State(ctx): State<Context>,
+    Path((project, env)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    authorize(&ctx, &req)?;
+    let body = axum::body::to_bytes(req.into_body(), 64 * 1024)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "unreadable body"))?;
+    let ask: RollbackBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("send {{\"by\": \"<who asks>\", \"to\": \"<tag, optional>\"}}: {e}"),
+        )
+    })?;
+    if ask.by.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "`by` must not be empty",
+        ));
+    }
+    let done = requests::rollback(
+        &ctx.store,
+        &ctx.config,
+        &project,
+        &env,
+        ask.to.as_deref(),
+        &ask.by,
+        Via::Api,
+    )
+    .await
+    .map_err(refused)?;
+    ctx.wake.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"project": project, "env": env, "release": done.release, "tag": done.tag, "rollback": "started"})),
+    )
+        .into_response())
 }
 
 pub async fn healthz(State(ctx): State<Context>) -> Response {

@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod limits;
 mod request;
 mod server;
+mod slack;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
@@ -27,9 +28,16 @@ pub fn router(ctx: Context) -> Router {
         .route("/hooks/jira", post(hooks::jira))
         .route("/hooks/circleci", post(hooks::circleci))
         .route("/hooks/bitbucket", post(bitbucket::push))
+        .route("/hooks/slack", post(slack::hook))
         .route("/api/releases", get(api::releases))
         .route("/api/releases/{id}", get(api::release))
         .route("/api/jobs/{id}/retry", post(api::retry_job))
+        .route("/api/releases/{id}/promote", post(api::promote))
+        .route("/api/releases/{id}/approve", post(api::approve))
+        .route(
+            "/api/projects/{project}/environments/{env}/rollback",
+            post(api::rollback),
+        )
         .route_layer(from_fn_with_state(ctx.guards.clone(), limits::guard))
         .route("/healthz", get(api::healthz))
         .fallback(api::not_found)

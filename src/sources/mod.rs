@@ -10,6 +10,7 @@ pub mod jira;
 mod proptests;
 mod refusal;
 pub mod signature;
+pub mod slack;
 
 /// A body that cannot be acted on, with what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,14 +2,14 @@
 
 use super::db::{Conn, Row, params, time};
 use super::error::{Result, StoreError};
-use crate::core::deploy::NewDeployment;
+use crate::core::plan::NewDeployment;
 use crate::core::plan::{DeploymentChange, ExecutionSeen};
 use crate::domain::{
-    Deployment, DeploymentId, DeploymentKind, DeploymentStatus, EnvName, ProjectName, ReleaseId,
-    TagName, now_ms,
+    Approval, Deployment, DeploymentId, DeploymentKind, DeploymentStatus, EnvName, ProjectName,
+    ReleaseId, TagName, Via, now_ms,
 };
 
-const COLUMNS: &str = "id, release_id, project, env, kind, tag, source, application, status, event_id, created_at, triggered_at, started_at, finished_at, failed_stage, error";
+const COLUMNS: &str = "id, release_id, project, env, kind, tag, source, application, status, event_id, created_at, triggered_at, started_at, finished_at, failed_stage, error, requested_by, requested_via";
 
 fn deployment_from(r: &Row) -> Result<Deployment> {
     Ok(Deployment {
@@ -33,6 +33,8 @@ fn deployment_from(r: &Row) -> Result<Deployment> {
         finished_at: r.opt_time("finished_at")?,
         failed_stage: r.opt_string("failed_stage")?,
         error: r.opt_string("error")?,
+        requested_by: r.opt_string("requested_by")?,
+        requested_via: r.opt_string("requested_via")?.and_then(|v| Via::parse(&v)),
     })
 }
 
@@ -49,6 +51,36 @@ pub(super) async fn deployment(c: &mut dyn Conn, id: DeploymentId) -> Result<Opt
 pub(super) async fn of_release(c: &mut dyn Conn, release: ReleaseId) -> Result<Vec<Deployment>> {
     let sql = format!("SELECT {COLUMNS} FROM deployments WHERE release_id = $1 ORDER BY id");
     c.query(&sql, params![release.0])
+        .await?
+        .iter()
+        .map(deployment_from)
+        .collect()
+}
+
+/// The release that carries `tag`: as its own tag, or as a deployment's.
+pub(super) async fn release_by_tag(c: &mut dyn Conn, tag: &str) -> Result<Option<ReleaseId>> {
+    let row = c
+        .query_opt(
+            "SELECT id AS release_id FROM releases WHERE tag = $1
+             UNION ALL SELECT release_id FROM deployments WHERE tag = $1
+             LIMIT 1",
+            params![tag],
+        )
+        .await?;
+    row.map(|r| r.i64("release_id").map(ReleaseId)).transpose()
+}
+
+/// A project's deployments into one environment, newest first (at most `limit`).
+pub(super) async fn in_env(
+    c: &mut dyn Conn,
+    project: &str,
+    env: &str,
+    limit: i64,
+) -> Result<Vec<Deployment>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM deployments WHERE project = $1 AND env = $2 ORDER BY id DESC LIMIT $3"
+    );
+    c.query(&sql, params![project, env, limit])
         .await?
         .iter()
         .map(deployment_from)
@@ -78,8 +110,8 @@ pub(super) async fn start(c: &mut dyn Conn, new: &NewDeployment) -> Result<Deplo
     let now = now_ms();
     let row = c
         .query_one(
-            "INSERT INTO deployments (release_id, project, env, kind, tag, source, application, status, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+            "INSERT INTO deployments (release_id, project, env, kind, tag, source, application, status, created_at, updated_at, requested_by, requested_via)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) RETURNING id",
             params![
                 new.release.0,
                 new.project.as_str(),
@@ -89,7 +121,9 @@ pub(super) async fn start(c: &mut dyn Conn, new: &NewDeployment) -> Result<Deplo
                 new.source.as_str(),
                 new.application.as_str(),
                 DeploymentStatus::Triggering.as_str(),
-                time(now)
+                time(now),
+                new.requested_by.as_deref(),
+                new.requested_via.map(Via::as_str)
             ],
         )
         .await?;
@@ -97,6 +131,38 @@ pub(super) async fn start(c: &mut dyn Conn, new: &NewDeployment) -> Result<Deplo
     deployment(c, id)
         .await?
         .ok_or_else(|| StoreError::Failed(format!("deployment {id} vanished")))
+}
+
+/// Records a deployment still to be triggered. One of the same release into the same
+/// environment under way or done already (another request got there first) makes the plan stale.
+pub(super) async fn record(c: &mut dyn Conn, new: &NewDeployment) -> Result<DeploymentId> {
+    let row = c
+        .query_opt(
+            "INSERT INTO deployments (release_id, project, env, kind, tag, source, application, status, created_at, updated_at, requested_by, requested_via)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)
+             ON CONFLICT DO NOTHING RETURNING id",
+            params![
+                new.release.0,
+                new.project.as_str(),
+                new.env.as_str(),
+                new.kind.as_str(),
+                new.tag.as_str(),
+                new.source.as_str(),
+                new.application.as_str(),
+                DeploymentStatus::Triggering.as_str(),
+                time(now_ms()),
+                new.requested_by.as_deref(),
+                new.requested_via.map(Via::as_str)
+            ],
+        )
+        .await?;
+    match row {
+        Some(row) => Ok(DeploymentId(row.i64("id")?)),
+        None => Err(StoreError::Stale(format!(
+            "release {} is already being deployed into {}",
+            new.release, new.env
+        ))),
+    }
 }
 
 /// Writes a change to a deployment if its status allows it; else the plan is stale.
@@ -212,4 +278,42 @@ pub(super) async fn saw(c: &mut dyn Conn, e: &ExecutionSeen) -> Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// Records `a`; `false` when that person had approved already (a second click counts once).
+pub(super) async fn approve(c: &mut dyn Conn, a: &Approval) -> Result<bool> {
+    let added = c
+        .execute(
+            "INSERT INTO approvals (release_id, env, approver, via, at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (release_id, env, approver) DO NOTHING",
+            params![
+                a.release.0,
+                a.env.as_str(),
+                a.by.as_str(),
+                a.via.as_str(),
+                time(a.at)
+            ],
+        )
+        .await?;
+    Ok(added > 0)
+}
+
+/// A release's approvals, oldest first.
+pub(super) async fn approvals(c: &mut dyn Conn, release: ReleaseId) -> Result<Vec<Approval>> {
+    c.query(
+        "SELECT release_id, env, approver, via, at FROM approvals WHERE release_id = $1 ORDER BY id",
+        params![release.0],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Approval {
+            release: ReleaseId(r.i64("release_id")?),
+            env: r.parse("env", EnvName::parse)?,
+            by: r.string("approver")?,
+            via: r.parse("via", |s| Via::parse(s).ok_or_else(|| format!("via `{s}`")))?,
+            at: r.time("at")?,
+        })
+    })
+    .collect()
 }

@@ -7,10 +7,10 @@ use super::records::{
     apply, delivery, events, events_since, insert_release, known_tags, record_tag, release,
     release_for_build, releases, tags_for_commit,
 };
-use crate::core::deploy::NewDeployment;
+use crate::core::plan::NewDeployment;
 use crate::core::plan::{Changes, ExecutionSeen, NewTag};
 use crate::domain::{
-    CommitSha, Delivery, DeliveryId, Deployment, DeploymentId, EnvName, JobId, KnownTag,
+    Approval, CommitSha, Delivery, DeliveryId, Deployment, DeploymentId, EnvName, JobId, KnownTag,
     NewRelease, ProjectName, Release, ReleaseEvent, ReleaseId, TagName,
 };
 
@@ -144,6 +144,46 @@ impl Store {
     /// A release's deployments, first first.
     pub async fn deployments(&self, release: ReleaseId) -> Result<Vec<Deployment>> {
         self.read(move |c| Box::pin(deployments::of_release(c, release)))
+            .await
+    }
+
+    /// The release that carries `tag` (its own, or one of its deployments').
+    pub async fn release_by_tag(&self, tag: &str) -> Result<Option<ReleaseId>> {
+        let tag = tag.to_string();
+        self.read(move |c| {
+            let tag = tag.clone();
+            Box::pin(async move { deployments::release_by_tag(c, &tag).await })
+        })
+        .await
+    }
+
+    /// A project's deployments into one environment, newest first (at most `limit`).
+    pub async fn deployments_in(
+        &self,
+        project: &str,
+        env: &str,
+        limit: i64,
+    ) -> Result<Vec<Deployment>> {
+        let (project, env) = (project.to_string(), env.to_string());
+        self.read(move |c| {
+            let (project, env) = (project.clone(), env.clone());
+            Box::pin(async move { deployments::in_env(c, &project, &env, limit).await })
+        })
+        .await
+    }
+
+    /// Records an approval; `false` when that person had approved already.
+    pub async fn approve(&self, approval: Approval) -> Result<bool> {
+        self.write(move |c| {
+            let a = approval.clone();
+            Box::pin(async move { deployments::approve(c, &a).await })
+        })
+        .await
+    }
+
+    /// A release's approvals, oldest first.
+    pub async fn approvals(&self, release: ReleaseId) -> Result<Vec<Approval>> {
+        self.read(move |c| Box::pin(deployments::approvals(c, release)))
             .await
     }
 

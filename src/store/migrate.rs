@@ -25,6 +25,7 @@ const SQLITE: &[Migration] = migrations!("sqlite":
     5 "0005_one_running_job_per_lane",
     6 "0006_open_release_flag",
     7 "0007_deploy_tracking",
+    8 "0008_promotion",
 );
 
 const POSTGRES: &[Migration] = migrations!("postgres":
@@ -35,6 +36,7 @@ const POSTGRES: &[Migration] = migrations!("postgres":
     5 "0005_one_running_job_per_lane",
     6 "0006_native_types",
     7 "0007_deploy_tracking",
+    8 "0008_promotion",
 );
 
 fn list(backend: Backend) -> &'static [Migration] {

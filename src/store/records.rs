@@ -417,6 +417,9 @@ pub(crate) async fn apply(
     for (id, change) in &changes.releases {
         change_release(c, *id, change).await?;
     }
+    for new in &changes.new_deployments {
+        super::deployments::record(c, new).await?;
+    }
     for (id, change) in &changes.deployments {
         super::deployments::change(c, *id, change).await?;
     }

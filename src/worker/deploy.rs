@@ -37,7 +37,7 @@ pub async fn run(ctx: &Context, job: &ClaimedJob, release_id: ReleaseId) -> Step
     let new = deploy::release_deployment(&r, env, source)
         .ok_or_else(|| StepError::Fatal(format!("release {} has no tag to deploy", r.id)))?;
     let deployment = ctx.store.start_deployment(new).await?;
-    let parameters = deploy::parameters(&r, env);
+    let parameters = deploy::parameters(&r, env, &deployment.tag);
     let event_id = gate
         .trigger(source, &parameters, serde_json::json!({}))
         .await?;

@@ -9,6 +9,7 @@ mod build;
 mod deploy;
 mod follow;
 mod notify;
+mod promote;
 mod step;
 mod tag;
 
@@ -93,11 +94,23 @@ async fn run_job(ctx: &Context, job: &ClaimedJob) -> StepResult {
         JobSpec::CreateTag { release_id } => tag::run(ctx, job, *release_id).await,
         JobSpec::HandleBuild { delivery_id } => build::run(ctx, job, *delivery_id).await,
         JobSpec::Deploy { release_id } => deploy::run(ctx, job, *release_id).await,
+        JobSpec::Promote { release_id, env } => promote::run(ctx, job, *release_id, env).await,
         JobSpec::FollowDeploy {
             deployment_id,
             poll,
         } => follow::run(ctx, job, *deployment_id, *poll).await,
-        JobSpec::Notify { release_id, event } => notify::run(ctx, job, *release_id, event).await,
+        JobSpec::Notify {
+            release_id,
+            deployment,
+            event,
+        } => notify::run(ctx, job, *release_id, *deployment, event).await,
+        JobSpec::Respond { url, body } => {
+            crate::clients::slack::respond(&ctx.clients.http, url, body).await?;
+            step::finish(ctx, job, "answered", Default::default()).await
+        }
+        JobSpec::ConsiderPromotion { release_id, env } => {
+            promote::consider(ctx, job, *release_id, env).await
+        }
     }
 }
 
@@ -138,6 +151,15 @@ async fn gave_up(ctx: &Context, job: &ClaimedJob, error: &str) -> crate::core::p
             .deployments(*release_id)
             .await
             .map(|all| failure::trigger_abandoned(&all, error, now_ms()))
+            .map_err(StepError::from),
+        JobSpec::Promote { release_id, env } => ctx
+            .store
+            .deployments(*release_id)
+            .await
+            .map(|all| {
+                let into: Vec<_> = all.into_iter().filter(|d| d.env == *env).collect();
+                failure::trigger_abandoned(&into, error, now_ms())
+            })
             .map_err(StepError::from),
         _ => Ok(Default::default()),
     };

@@ -2,15 +2,16 @@
 
 use super::step::{Context, StepError, StepResult, finish};
 use crate::core::job::NotifyEvent;
-use crate::core::notify::{Links, message};
+use crate::core::notify::{Links, Target, message};
 use crate::core::plan::{Changes, ReleaseChange};
-use crate::domain::ReleaseId;
+use crate::domain::{DeploymentId, ReleaseId};
 use crate::store::ClaimedJob;
 
 pub async fn run(
     ctx: &Context,
     job: &ClaimedJob,
     release_id: ReleaseId,
+    deployment: Option<DeploymentId>,
     event: &NotifyEvent,
 ) -> StepResult {
     let Some(slack) = &ctx.clients.slack else {
@@ -32,7 +33,17 @@ pub async fn run(
     } else {
         None
     };
-    let ts = slack.post(&message(&r, event, &links), thread).await?;
+    let about = match deployment {
+        Some(id) => ctx.store.deployment(id).await?,
+        None => None,
+    };
+    let target = about.as_ref().map(|d| Target {
+        env: &d.env,
+        tag: &d.tag,
+    });
+    let ts = slack
+        .post(&message(&r, event, &links, target), thread)
+        .await?;
     // The first message of a release is its thread's root.
     let changes = match ts.filter(|_| thread.is_none()) {
         Some(ts) => Changes::default().release(r.id, ReleaseChange::SlackThread { ts }),

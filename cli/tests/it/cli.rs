@@ -210,3 +210,155 @@ async fn next_tag_releases_retry_and_replay() {
         h.release(id).await
     );
 }
+
+/// `qa` from `stg`, `prod` from `qa` with one approval of U1, as a user adds them to the file.
+const ROAD: &str = r#"
+[projects.environments.qa]
+tag = "qa{major}.{minor}.{patch}"
+promote_from = "stg"
+spinnaker_source = "payments-api-qa"
+parameters = { tag = "{tag}", image = "{build_tag}" }
+
+[projects.environments.prod]
+tag = "v{major}.{minor}.{patch}"
+promote_from = "qa"
+approvals = 1
+approvers = ["U1"]
+spinnaker_source = "payments-api-prod"
+"#;
+
+/// The release's deployment into `env`, once its status is `status`.
+async fn deployment(h: &Hoist, id: i64, env: &str, status: &str) -> Option<serde_json::Value> {
+    h.release(id).await["deployments"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|d| d["env"] == env && d["status"] == status)
+        .cloned()
+}
+
+#[tokio::test]
+async fn promote_approve_and_rollback_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let sims = Sims::start().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let store = crate::util::store_url()
+        .await
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("hoist.db").display()));
+    let config = sims.config_toml(&listen, &store, 30) + ROAD;
+    let path = dir.path().join("hoist.toml");
+    std::fs::write(&path, &config).unwrap();
+    let h = Hoist::start(dir.path(), "road", &config, &listen).await;
+    let _ci = sims.circleci(&h.url, Duration::from_millis(50));
+    let wait = Duration::from_secs(20);
+
+    let mut ids = Vec::new();
+    for issue in ["PAY-70", "PAY-71"] {
+        let commit = sims.commit(issue);
+        let (_, body) = h.assign(&sims, issue, &commit).await;
+        let id = body["release"].as_i64().unwrap();
+        assert!(eventually(wait, async || h.release(id).await["status"] == "deployed").await);
+        ids.push(id);
+    }
+    let (first, second) = (ids[0], ids[1]);
+    let first_tag = h.release(first).await["tag"].as_str().unwrap().to_string();
+
+    let o = run(
+        &path,
+        &["promote", &first_tag, "--to", "prod", "--as", "jess"],
+    )
+    .await;
+    assert!(!o.status.success());
+    assert!(text(&o).contains("not deployed in `qa`"), "{}", text(&o));
+    let o = run(
+        &path,
+        &["promote", &first_tag, "--to", "qa", "--as", "jess"],
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        eventually(wait, async || deployment(&h, first, "qa", "deployed")
+            .await
+            .is_some())
+        .await
+    );
+    let o = run(
+        &path,
+        &["approve", &first.to_string(), "--env", "prod", "--as", "U2"],
+    )
+    .await;
+    assert!(!o.status.success());
+    assert!(text(&o).contains("not among the approvers"), "{}", text(&o));
+    let o = run(
+        &path,
+        &["approve", &first.to_string(), "--env", "prod", "--as", "U1"],
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("the promotion starts"), "{}", text(&o));
+    assert!(
+        eventually(wait, async || deployment(&h, first, "prod", "deployed")
+            .await
+            .is_some())
+        .await
+    );
+    let prod = deployment(&h, first, "prod", "deployed").await.unwrap();
+    assert_eq!(prod["tag"], first_tag.replace("stg", "v"));
+
+    // stg runs the second release; a rollback brings the first one back, with its own tag.
+    let o = run(
+        &path,
+        &[
+            "rollback",
+            "--project",
+            "payments-api",
+            "--env",
+            "stg",
+            "--as",
+            "jess",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(&first_tag), "{}", text(&o));
+    let back = async || {
+        h.release(first).await["deployments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["kind"] == "rollback" && d["status"] == "deployed" && d["env"] == "stg")
+    };
+    assert!(eventually(wait, back).await, "{}", h.release(first).await);
+    let stg_triggers: Vec<String> = sims
+        .gate
+        .triggers()
+        .iter()
+        .filter(|t| t.source == "payments-api-stg")
+        .map(|t| t.parameters["tag"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(stg_triggers.last(), Some(&first_tag), "{stg_triggers:?}");
+    let tags = sims.bitbucket.tags(REPO);
+    assert_eq!(
+        tags.iter().filter(|(n, _)| *n == first_tag).count(),
+        1,
+        "no new tag"
+    );
+    let events = h.release(second).await["events"].to_string();
+    assert!(events.contains("rolled_back"), "{events}");
+
+    let o = run(
+        &path,
+        &[
+            "rollback",
+            "--project",
+            "payments-api",
+            "--env",
+            "prod",
+            "--as",
+            "jess",
+        ],
+    )
+    .await;
+    assert!(!o.status.success());
+    assert!(text(&o).contains("nothing to roll back to"), "{}", text(&o));
+}

@@ -13,6 +13,7 @@ mod hostile;
 mod ingest;
 mod limits;
 mod process;
+mod promotion;
 mod pushes;
 mod ticket_to_tag;
 mod util;

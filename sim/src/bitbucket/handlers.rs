@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use super::model::{RepoCtx, TagRec, commit_json, error_json, tag_json};
 use super::query::{Condition, natural_cmp, parse_query};
 use super::{Repo, Shared, SimAuth, error_with, is_full_hash};
+use crate::sign::base64;
 
 const REPO_NOT_FOUND: &str = "You may not have access to this repository or it no longer exists \
      in this workspace. If you think this repository exists and you have access, make sure you \
@@ -331,42 +332,9 @@ fn valid_ref_name(name: &str) -> bool {
         && !name.split('/').any(|part| part.starts_with('.'))
 }
 
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod unit {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(
-            base64(b"me@acme.example:tok"),
-            "bWVAYWNtZS5leGFtcGxlOnRvaw=="
-        );
-    }
 
     #[test]
     fn ref_names_follow_git() {

@@ -1,4 +1,5 @@
-//! Tests of the Slack simulator: incoming webhook and `chat.postMessage`, through reqwest.
+//! Tests of the Slack simulator: incoming webhook, `chat.postMessage` and `chat.update`, through
+//! reqwest.
 
 use super::*;
 use crate::Fault;
@@ -200,4 +201,130 @@ async fn post_message_rate_limit_is_429_with_retry_after() {
     assert_eq!(body, json!({"ok": false, "error": "ratelimited"}));
     let (status, answer) = post_api(&sim, Some("any"), json!({"channel": "C1", "text": "x"})).await;
     assert_eq!((status, answer["ok"].clone()), (200, json!(true)));
+}
+
+async fn update(sim: &SlackSim, token: Option<&str>, body: Value) -> Value {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/chat.update", sim.api_url()))
+        .json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn chat_update_replaces_text_and_blocks() {
+    let sim = SlackSim::start(Some("xoxb-1".into())).await.unwrap();
+    let blocks = json!([{"type": "actions", "elements": [
+        {"type": "button", "text": {"type": "plain_text", "text": "Approve prod"}, "value": "r1"}]}]);
+    let posted = json!({"channel": "C0123456", "text": "waiting", "blocks": blocks});
+    let (_, posted) = post_api(&sim, Some("xoxb-1"), posted).await;
+    let ts = posted["ts"].as_str().unwrap().to_string();
+    assert!(posted["message"]["blocks"][0]["block_id"].is_string());
+    assert_eq!(sim.buttons().len(), 1);
+
+    let sample: Value =
+        serde_json::from_str(include_str!("../../../fixtures/slack-chat-update-200.json")).unwrap();
+    let answer = update(
+        &sim,
+        Some("xoxb-1"),
+        json!({"channel": "C0123456", "ts": ts, "text": "approved", "blocks": []}),
+    )
+    .await;
+    for key in sample.as_object().unwrap().keys() {
+        assert!(answer.get(key).is_some(), "{key} missing from {answer}");
+    }
+    assert_eq!(
+        (
+            &answer["ok"],
+            &answer["channel"],
+            &answer["ts"],
+            &answer["text"]
+        ),
+        (
+            &json!(true),
+            &json!("C0123456"),
+            &json!(ts),
+            &json!("approved")
+        )
+    );
+    assert_eq!(answer["message"]["text"], "approved");
+    let messages = sim.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].text.as_deref(), Some("approved"));
+    assert_eq!(messages[0].blocks, None);
+    assert!(sim.buttons().is_empty());
+
+    let kept = update(
+        &sim,
+        None,
+        json!({"channel": "C0123456", "ts": ts, "blocks": blocks}),
+    );
+    assert_eq!(kept.await["error"], "not_authed");
+    let form = reqwest::Client::new()
+        .post(format!("{}/chat.update", sim.api_url()))
+        .bearer_auth("xoxb-1")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "channel=C0123456&ts={ts}&blocks={}",
+            urlencode(&blocks.to_string())
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.json::<Value>().await.unwrap()["ok"], true);
+    assert_eq!(sim.messages()[0].text.as_deref(), Some("approved"));
+    assert_eq!(sim.buttons().len(), 1);
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn chat_update_failures_are_ok_false() {
+    let sim = SlackSim::start(Some("xoxb-1".into())).await.unwrap();
+    post_hook(&sim.webhook_url(), r#"{"text": "from the hook"}"#).await;
+    let hook_ts = sim.messages()[0].ts.clone();
+    let person = sim.post_user_message("C0123456", "hello");
+    let sample: Value = serde_json::from_str(include_str!(
+        "../../../fixtures/slack-chat-update-error.json"
+    ))
+    .unwrap();
+    let cases = [
+        (
+            json!({"channel": "C0123456", "ts": "1.000001", "text": "x"}),
+            "message_not_found",
+        ),
+        (
+            json!({"channel": "D1", "ts": person, "text": "x"}),
+            "channel_not_found",
+        ),
+        (
+            json!({"channel": "C0123456", "ts": person, "text": "x"}),
+            "cant_update_message",
+        ),
+        (
+            json!({"channel": WEBHOOK_CHANNEL, "ts": hook_ts, "text": ""}),
+            "no_text",
+        ),
+    ];
+    for (body, error) in cases {
+        let answer = update(&sim, Some("xoxb-1"), body).await;
+        assert_eq!(answer, json!({"ok": false, "error": error}));
+    }
+    assert_eq!(sample["error"], "cant_update_message");
+    let wrong = update(
+        &sim,
+        Some("xoxb-2"),
+        json!({"channel": "C0123456", "ts": person}),
+    );
+    assert_eq!(wrong.await["error"], "invalid_auth");
+    let hook = json!({"channel": WEBHOOK_CHANNEL, "ts": hook_ts, "text": "edited"});
+    assert_eq!(update(&sim, Some("xoxb-1"), hook).await["ok"], true);
+    assert_eq!(sim.messages()[0].text.as_deref(), Some("edited"));
+    assert_eq!(sim.messages()[1].via, SlackVia::User);
 }
