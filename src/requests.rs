@@ -132,6 +132,12 @@ pub async fn approve(
             at: now_ms(),
         })
         .await?;
+    if counted {
+        let given = store.approvals(r.id).await?;
+        store
+            .apply(promote::approved(config, env, &r, &given, by, via))
+            .await?;
+    }
     let promoted = match start(store, config, env, &r, by, via).await {
         Ok(p) => Some(p),
         Err(Refused::NotPromotable(_)) => {

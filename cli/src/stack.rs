@@ -11,15 +11,14 @@ use std::time::Duration;
 use anyhow::Context;
 
 use hoist::config::file::{
-    BitbucketAuthConfig, BitbucketConfig, EnvConfig, JiraConfig, ProjectConfig, SlackConfig,
-    SpinnakerConfig,
+    AuthConfig, BitbucketConfig, EnvConfig, JiraConfig, ProjectConfig, SlackConfig, SpinnakerConfig,
 };
 use hoist::config::{Config, ConfigFile, SecretRef};
 use hoist::domain::{JobState, Release, ReleaseId};
 use hoist::server::Hoist;
 use hoist_sim::bitbucket::{BitbucketSim, SimAuth};
 use hoist_sim::circleci::{CircleCiSim, CircleCiSimConfig, PayloadShape};
-use hoist_sim::jira::JiraSim;
+use hoist_sim::jira::{JiraAuth, JiraCloudSim, JiraSim};
 use hoist_sim::slack::SlackSim;
 use hoist_sim::spinnaker::GateSim;
 
@@ -28,6 +27,40 @@ pub const REPO: &str = "payments-api";
 pub const PROJECT: &str = "payments-api";
 pub const CIRCLECI_SLUG: &str = "bitbucket/acme/payments-api";
 pub const JIRA_TOKEN_HEADER: &str = "X-Hoist-Token";
+/// The Atlassian account Hoist writes back to Jira as.
+pub const JIRA_USER: &str = "hoist@acme.example";
+/// Slack users who may approve promotions into `prod` in [`road`].
+pub const APPROVERS: [&str; 2] = ["U0PRODLEAD", "U0RELMGR"];
+
+/// The whole road (SPEC 13): `stg` from tickets, `qa` promoted by itself once the release is
+/// deployed in `stg`, `prod` after one approval of [`APPROVERS`], the Jira issue moved to Done
+/// once deployed there.
+pub fn road(c: &mut ConfigFile) {
+    let env = |tag: &str, from: &str, source: &str| EnvConfig {
+        tag: tag.into(),
+        promote_from: Some(from.into()),
+        spinnaker_source: Some(source.into()),
+        spinnaker_application: Some("payments-api".into()),
+        parameters: BTreeMap::from([
+            ("tag".to_string(), "{tag}".to_string()),
+            ("image".to_string(), "{build_tag}".to_string()),
+        ]),
+        ..EnvConfig::default()
+    };
+    let qa = EnvConfig {
+        auto: true,
+        ..env("qa{major}.{minor}.{patch}", "stg", "payments-api-qa")
+    };
+    let prod = EnvConfig {
+        approvals: 1,
+        approvers: APPROVERS.iter().map(|a| a.to_string()).collect(),
+        jira_transition: Some("Done".into()),
+        ..env("v{major}.{minor}.{patch}", "qa", "payments-api-prod")
+    };
+    let envs = &mut c.projects[0].environments;
+    envs.insert("qa".into(), qa);
+    envs.insert("prod".into(), prod);
+}
 
 /// Knobs of a stack.
 #[derive(Clone)]
@@ -59,6 +92,11 @@ pub struct StackOptions {
     pub bitbucket_hook_secret: String,
     /// The Slack app's signing secret (`sources.slack.signing_secret`), for button clicks.
     pub slack_signing_secret: String,
+    /// Hoist writes back to the simulated Jira Cloud site (`[jira] auth`, SPEC 14); off, the
+    /// site is only linked to.
+    pub jira_write: bool,
+    /// The Jira API token Hoist writes back with (Basic, with [`JIRA_USER`]).
+    pub jira_api_token: String,
 }
 
 impl Default for StackOptions {
@@ -82,6 +120,8 @@ impl Default for StackOptions {
             slack_token: "xoxb-slack-token-3c4d".into(),
             bitbucket_hook_secret: "bitbucket-hook-secret-4e1a".into(),
             slack_signing_secret: "slack-signing-secret-8c1d".into(),
+            jira_write: false,
+            jira_api_token: "jira-api-token-61b0".into(),
         }
     }
 }
@@ -114,6 +154,8 @@ pub struct Stack {
     pub gate: GateSim,
     pub circleci: CircleCiSim,
     pub jira: JiraSim,
+    /// The Jira Cloud site Hoist writes back to (with `jira_write`).
+    pub jira_cloud: JiraCloudSim,
     pub options: StackOptions,
     pub dir: tempfile::TempDir,
     /// Jobs the test expects to leave queued or failed (the teardown check skips them).
@@ -140,11 +182,27 @@ impl Stack {
         let slack = SlackSim::start(Some(options.slack_token.clone())).await?;
         let gate = GateSim::start().await?;
         gate.set_application("payments-api");
+        let jira_cloud = JiraCloudSim::start(JiraAuth::Basic {
+            user: JIRA_USER.into(),
+            token: options.jira_api_token.clone(),
+        })
+        .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
 
         let mut file = Self::config(&options, &bitbucket, &slack, &gate, &dir, addr);
+        if options.jira_write {
+            file.jira = JiraConfig {
+                base_url: Some(jira_cloud.base_url()),
+                auth: Some(AuthConfig::Basic {
+                    user: JIRA_USER.into(),
+                    password: SecretRef::Value(options.jira_api_token.clone()),
+                }),
+                comment_on: None,
+                timeout_secs: options.client_timeout_secs,
+            };
+        }
         configure(&mut file);
         let config = Config::from_file(&file)
             .map_err(|problems| anyhow::anyhow!("stack configuration: {problems:?}"))?;
@@ -171,6 +229,7 @@ impl Stack {
             gate,
             circleci,
             jira: JiraSim::new(),
+            jira_cloud,
             options,
             dir,
             leftovers: Default::default(),
@@ -196,7 +255,7 @@ impl Stack {
         c.bitbucket = Some(BitbucketConfig {
             base_url: bb.base_url(),
             workspace: WORKSPACE.into(),
-            auth: BitbucketAuthConfig::Bearer(SecretRef::Value(o.bitbucket_token.clone())),
+            auth: AuthConfig::Bearer(SecretRef::Value(o.bitbucket_token.clone())),
             web_url: "https://bitbucket.org".into(),
             timeout_secs: o.client_timeout_secs,
         });
@@ -229,6 +288,8 @@ impl Stack {
         });
         c.jira = JiraConfig {
             base_url: Some("https://acme.atlassian.net".into()),
+            timeout_secs: o.client_timeout_secs,
+            ..JiraConfig::default()
         };
         c.sources.jira.token_header = Some(JIRA_TOKEN_HEADER.into());
         c.sources.jira.token = Some(SecretRef::Value(o.jira_token.clone()));

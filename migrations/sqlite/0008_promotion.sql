@@ -19,3 +19,6 @@ CREATE TABLE approvals (
 );
 -- One approval per person: a second click counts once.
 CREATE UNIQUE INDEX approvals_once ON approvals (release_id, env, approver);
+
+-- A Jira status change promotes its issue's release: releases found by issue.
+CREATE INDEX releases_issue ON releases (issue, id);

@@ -3,8 +3,8 @@
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::call::{CallError, http_client, status_error};
-use crate::config::{self, BitbucketAuth};
+use super::call::{CallError, authed, http_client, status_error};
+use crate::config::{self, HttpAuth};
 use crate::domain::{CommitSha, RepoTag};
 
 const SERVICE: &str = "Bitbucket";
@@ -14,7 +14,7 @@ pub struct Bitbucket {
     http: reqwest::Client,
     base: String,
     workspace: String,
-    auth: BitbucketAuth,
+    auth: HttpAuth,
 }
 
 /// What creating a tag did.
@@ -80,15 +80,8 @@ impl Bitbucket {
         )
     }
 
-    fn authed(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.auth {
-            BitbucketAuth::Bearer(t) => rb.bearer_auth(t.expose()),
-            BitbucketAuth::Basic { user, password } => rb.basic_auth(user, Some(password.expose())),
-        }
-    }
-
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
-        self.authed(rb)
+        authed(rb, &self.auth)
             .send()
             .await
             .map_err(|e| CallError::transport(SERVICE, &e))

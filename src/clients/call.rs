@@ -72,6 +72,19 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         .expect("the HTTP client configuration is static and valid")
 }
 
+/// Adds the credentials to a request.
+pub fn authed(
+    rb: reqwest::RequestBuilder,
+    auth: &crate::config::HttpAuth,
+) -> reqwest::RequestBuilder {
+    match auth {
+        crate::config::HttpAuth::Bearer(t) => rb.bearer_auth(t.expose()),
+        crate::config::HttpAuth::Basic { user, password } => {
+            rb.basic_auth(user, Some(password.expose()))
+        }
+    }
+}
+
 /// Reads `Retry-After` as seconds or an HTTP date.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers

@@ -6,10 +6,11 @@
 
 pub mod bitbucket;
 mod call;
+pub mod jira;
 pub mod slack;
 pub mod spinnaker;
 
-pub use call::{CallError, http_client, retry_after, status_error};
+pub use call::{CallError, authed, http_client, retry_after, status_error};
 
 /// Every outbound client, built once from the configuration.
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub struct Clients {
     gates: std::collections::HashMap<String, spinnaker::Gate>,
     /// Absent without `[slack]`: no notification is queued.
     pub slack: Option<slack::Slack>,
+    /// Absent unless `[jira]` has `base_url` and `auth`: nothing is written back.
+    pub jira: Option<jira::Jira>,
     /// For answers to Slack clicks (their `response_url`), with or without `[slack]`.
     pub http: reqwest::Client,
 }
@@ -38,6 +41,7 @@ impl Clients {
                 .map(|url| (url.to_string(), spinnaker::Gate::new(url, sp)))
                 .collect(),
             slack: config.slack.as_ref().map(slack::Slack::new),
+            jira: config.jira.write.as_ref().map(jira::Jira::new),
             http: call::http_client(std::time::Duration::from_secs(10)),
         }
     }

@@ -90,7 +90,7 @@ pub struct BitbucketConfig {
     #[serde(default = "default_bitbucket_url")]
     pub base_url: String,
     pub workspace: String,
-    pub auth: BitbucketAuthConfig,
+    pub auth: AuthConfig,
     /// Web address for links in messages.
     #[serde(default = "default_bitbucket_web")]
     pub web_url: String,
@@ -112,7 +112,7 @@ fn default_timeout() -> u64 {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum BitbucketAuthConfig {
+pub enum AuthConfig {
     Bearer(SecretRef),
     Basic { user: String, password: SecretRef },
 }
@@ -169,9 +169,28 @@ fn default_slack_api() -> String {
     "https://slack.com/api".into()
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct JiraConfig {
+    /// The site (`https://acme.atlassian.net`): links in messages, and the REST API written to.
     pub base_url: Option<String>,
+    /// Credentials for writing back (SPEC 14); without them Hoist only links to issues.
+    pub auth: Option<AuthConfig>,
+    /// The steps that add a comment to the release's issue (default: tagged, deployed,
+    /// deploy_failed).
+    pub comment_on: Option<Vec<String>>,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+impl Default for JiraConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            auth: None,
+            comment_on: None,
+            timeout_secs: default_timeout(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -70,7 +70,7 @@ pub struct Config {
     /// Gate and how deploys are followed (defaults when `[spinnaker]` is absent).
     pub spinnaker: Spinnaker,
     pub slack: Option<Slack>,
-    pub jira: JiraConfig,
+    pub jira: Jira,
     pub sources: Sources,
     pub worker: WorkerConfig,
     pub lambda: LambdaConfig,
@@ -92,17 +92,57 @@ pub struct Server {
 pub struct Bitbucket {
     pub base_url: String,
     pub workspace: String,
-    pub auth: BitbucketAuth,
+    pub auth: HttpAuth,
     /// Web address for links in messages.
     pub web_url: String,
     pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
-pub enum BitbucketAuth {
+pub enum HttpAuth {
     Bearer(Secret),
     Basic { user: String, password: Secret },
 }
+
+/// `[jira]`: the site, and what Hoist writes back to its issues (SPEC 14).
+#[derive(Debug, Clone, Default)]
+pub struct Jira {
+    /// Without a trailing `/`.
+    pub base_url: Option<String>,
+    /// Present when Hoist writes back (both `base_url` and `auth` set).
+    pub write: Option<JiraWrite>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JiraWrite {
+    pub base_url: String,
+    pub auth: HttpAuth,
+    /// The steps that comment on the issue ([`JIRA_STEPS`]).
+    pub comment_on: Vec<String>,
+    pub timeout: Duration,
+}
+
+impl Jira {
+    /// Whether reaching `step` adds a comment to the release's issue.
+    pub fn comments_on(&self, step: &str) -> bool {
+        self.write
+            .as_ref()
+            .is_some_and(|w| w.comment_on.iter().any(|s| s == step))
+    }
+}
+
+/// The steps a Jira comment can mark (`[jira] comment_on`).
+pub const JIRA_STEPS: &[&str] = &[
+    "tagged",
+    "build_failed",
+    "deploy_triggered",
+    "deployed",
+    "deploy_failed",
+    "deploy_not_started",
+    "deploy_timed_out",
+    "promoted",
+    "rolled_back",
+];
 
 #[derive(Debug, Clone)]
 pub struct Spinnaker {
@@ -501,9 +541,7 @@ fn build(f: &ConfigFile, p: &mut Problems) -> Option<Config> {
     let bitbucket = bitbucket(f.bitbucket.as_ref(), p);
     let spinnaker = spinnaker(f.spinnaker.as_ref(), p);
     let slack = f.slack.as_ref().map(|s| slack(s, p));
-    if let Some(url) = &f.jira.base_url {
-        p.url("jira.base_url", url);
-    }
+    let jira = jira(&f.jira, p);
     let sources = sources(&f.sources, p);
     if f.worker.concurrency == 0 {
         p.push("worker.concurrency", "must be at least 1");
@@ -531,7 +569,7 @@ fn build(f: &ConfigFile, p: &mut Problems) -> Option<Config> {
             Some(s) => Some(s?),
             None => None,
         },
-        jira: f.jira.clone(),
+        jira: jira?,
         sources: sources?,
         worker: f.worker.clone(),
         lambda: f.lambda.clone(),
@@ -581,17 +619,7 @@ fn bitbucket(b: Option<&file::BitbucketConfig>, p: &mut Problems) -> Option<Bitb
     if b.workspace.trim().is_empty() {
         p.push("bitbucket.workspace", "must not be empty");
     }
-    let auth = match &b.auth {
-        file::BitbucketAuthConfig::Bearer(s) => p
-            .secret("bitbucket.auth.bearer", s)
-            .map(BitbucketAuth::Bearer),
-        file::BitbucketAuthConfig::Basic { user, password } => p
-            .secret("bitbucket.auth.basic.password", password)
-            .map(|password| BitbucketAuth::Basic {
-                user: user.clone(),
-                password,
-            }),
-    };
+    let auth = auth("bitbucket.auth", &b.auth, p);
     Some(Bitbucket {
         base_url: b.base_url.trim_end_matches('/').to_string(),
         workspace: b.workspace.clone(),
@@ -599,6 +627,57 @@ fn bitbucket(b: Option<&file::BitbucketConfig>, p: &mut Problems) -> Option<Bitb
         web_url: b.web_url.trim_end_matches('/').to_string(),
         timeout: Duration::from_secs(b.timeout_secs),
     })
+}
+
+fn auth(at: &str, a: &file::AuthConfig, p: &mut Problems) -> Option<HttpAuth> {
+    match a {
+        file::AuthConfig::Bearer(s) => p.secret(&format!("{at}.bearer"), s).map(HttpAuth::Bearer),
+        file::AuthConfig::Basic { user, password } => p
+            .secret(&format!("{at}.basic.password"), password)
+            .map(|password| HttpAuth::Basic {
+                user: user.clone(),
+                password,
+            }),
+    }
+}
+
+fn jira(j: &file::JiraConfig, p: &mut Problems) -> Option<Jira> {
+    if let Some(url) = &j.base_url {
+        p.url("jira.base_url", url);
+    }
+    let comment_on = match &j.comment_on {
+        Some(steps) => steps.clone(),
+        None => vec!["tagged".into(), "deployed".into(), "deploy_failed".into()],
+    };
+    for step in &comment_on {
+        if !JIRA_STEPS.contains(&step.as_str()) {
+            p.push(
+                "jira.comment_on",
+                format!(
+                    "`{step}` is not a step Hoist comments on: use {}",
+                    JIRA_STEPS.join(", ")
+                ),
+            );
+        }
+    }
+    let base_url = j
+        .base_url
+        .as_ref()
+        .map(|u| u.trim_end_matches('/').to_string());
+    let write = match (&j.auth, &base_url) {
+        (None, _) => None,
+        (Some(_), None) => {
+            p.push("jira.auth", "writing back to Jira needs jira.base_url too");
+            None
+        }
+        (Some(a), Some(url)) => Some(JiraWrite {
+            base_url: url.clone(),
+            auth: auth("jira.auth", a, p)?,
+            comment_on,
+            timeout: Duration::from_secs(j.timeout_secs),
+        }),
+    };
+    Some(Jira { base_url, write })
 }
 
 fn spinnaker(s: Option<&file::SpinnakerConfig>, p: &mut Problems) -> Option<Spinnaker> {

@@ -132,8 +132,7 @@ jira_transition = "Done"
     let (file, unknown) = ConfigFile::parse(&format!("{BASE}{road}")).unwrap();
     assert!(unknown.is_empty(), "{unknown:?}");
     let mut file = file;
-    file.bitbucket.as_mut().unwrap().auth =
-        file::BitbucketAuthConfig::Bearer(SecretRef::Env("PATH".into()));
+    file.bitbucket.as_mut().unwrap().auth = file::AuthConfig::Bearer(SecretRef::Env("PATH".into()));
     let config = Config::from_file(&file).unwrap();
     let envs = &config.projects[0].environments;
     assert_eq!(envs["stg"].promotion, None);

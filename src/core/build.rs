@@ -6,8 +6,8 @@
 
 use crate::config::{Config, Project};
 use crate::domain::{
-    CommitSha, DeliveryId, EnvName, KnownTag, NewRelease, Release, ReleaseId, ReleaseStatus,
-    RepoTag, TagName, TagOrigin, Version,
+    CommitSha, DeliveryId, Deployment, EnvName, KnownTag, NewRelease, Release, ReleaseId,
+    ReleaseStatus, RepoTag, TagName, TagOrigin, Version,
 };
 
 use super::job::{Job, NotifyEvent};
@@ -181,12 +181,19 @@ pub struct Build<'a> {
     pub url: Option<&'a str>,
     pub tag: &'a TagName,
     pub now: i64,
+    /// The release's promotion that made this tag and waits for its build (`build = true`).
+    pub awaiting: Option<&'a Deployment>,
 }
 
 /// What a finished build does to its release: a successful one queues the deploy, a failed one
 /// ends the release; a release already past that point, or failed, is left as it is.
 pub fn decide(config: &Config, r: &Release, b: &Build) -> Changes {
     if r.tag.as_ref().is_some_and(|t| t != b.tag) {
+        if let Some(d) = b.awaiting.filter(|d| {
+            d.tag == *b.tag && d.status == crate::domain::DeploymentStatus::AwaitingBuild
+        }) {
+            return super::promote::built(config, r, d, b.delivery, b.status, b.success, b.now);
+        }
         // The release's tag in a further environment (a promotion's), built by CircleCI too.
         return Changes::default().delivery(
             b.delivery,
@@ -298,6 +305,7 @@ mod decisions {
             url: Some("https://circleci.example/1"),
             tag,
             now: 2_000,
+            awaiting: None,
         }
     }
 

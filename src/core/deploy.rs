@@ -33,7 +33,7 @@ pub fn ready(r: &Release) -> bool {
 
 /// The trigger's `parameters` for deploying `tag` into `env`: the environment's templates over
 /// the release's facts (`{tag}` and `{env}` are the deployment's, `{build_tag}` the tag CircleCI
-/// built, the release's first).
+/// built: the release's first, or with `build = true` the deployment's own).
 pub fn parameters(r: &Release, env: &Environment, tag: &TagName) -> BTreeMap<String, String> {
     let commit = r.best_commit();
     let value = |name: &str| -> String {
@@ -47,7 +47,9 @@ pub fn parameters(r: &Release, env: &Environment, tag: &TagName) -> BTreeMap<Str
             "env" => env.name.to_string(),
             "issue" => r.issue.clone().unwrap_or_default(),
             "build_url" => r.build_url.clone().unwrap_or_default(),
-            // The tag CircleCI built: the release's first environment's.
+            // The tag CircleCI built: the release's first environment's, or this environment's
+            // own when it is built there (`build = true`).
+            "build_tag" if env.promotion.as_ref().is_some_and(|p| p.build) => tag.to_string(),
             "build_tag" => r.tag.as_ref().map(|t| t.to_string()).unwrap_or_default(),
             _ => String::new(),
         }

@@ -21,16 +21,35 @@ fn step(spec: &JobSpec) -> Option<&'static str> {
         | JobSpec::Promote { .. }
         | JobSpec::ConsiderPromotion { .. }
         | JobSpec::Respond { .. }
+        | JobSpec::JiraComment { .. }
+        | JobSpec::JiraTransition { .. }
+        | JobSpec::PromoteOnStatus { .. }
         | JobSpec::Notify { .. } => None,
     }
 }
 
 /// A job that will not be retried (its last attempt failed, or the failure is permanent): its
 /// release fails visibly and Slack is told; a build event's delivery records why. A Slack message
-/// that cannot be sent changes nothing else.
+/// that cannot be sent changes nothing else; a Jira update that cannot be made is a warning in
+/// the release's record and in Slack, and changes nothing else either.
 pub fn give_up(config: &Config, spec: &JobSpec, error: &str, attempts: i64) -> Changes {
-    if let JobSpec::HandleBuild { delivery_id } = spec {
-        return Changes::default().delivery(*delivery_id, format!("failed: {error}"), None);
+    match spec {
+        JobSpec::HandleBuild { delivery_id } => {
+            return Changes::default().delivery(*delivery_id, format!("failed: {error}"), None);
+        }
+        JobSpec::JiraComment { release_id, .. } | JobSpec::JiraTransition { release_id, .. } => {
+            let what = if let JobSpec::JiraComment { event, .. } = spec {
+                format!("the Jira comment on `{}`", event.step())
+            } else {
+                "the Jira transition".to_string()
+            };
+            return jira_warning(
+                config,
+                *release_id,
+                &format!("{what} was not made ({attempts} attempt(s)): {error}"),
+            );
+        }
+        _ => {}
     }
     let (Some(release), Some(step)) = (spec.release(), step(spec)) else {
         return Changes::default();
@@ -57,12 +76,30 @@ pub fn give_up(config: &Config, spec: &JobSpec, error: &str, attempts: i64) -> C
         ))
 }
 
+/// A Jira update that could not be made: a line in the release's timeline and a warning in Slack.
+pub fn jira_warning(config: &Config, release: ReleaseId, text: &str) -> Changes {
+    Changes::default()
+        .event(release, "jira_warning", text.to_string())
+        .maybe_job(notify_job(
+            config,
+            release,
+            NotifyEvent::Warning {
+                text: text.to_string(),
+            },
+        ))
+}
+
 /// A trigger that was never sent (its job gave up): the deployment recorded for it, still being
 /// triggered, fails with the job's error.
 pub fn trigger_abandoned(deployments: &[Deployment], error: &str, now: Millis) -> Changes {
     deployments
         .iter()
-        .filter(|d| d.status == DeploymentStatus::Triggering)
+        .filter(|d| {
+            matches!(
+                d.status,
+                DeploymentStatus::Triggering | DeploymentStatus::Built
+            )
+        })
         .fold(Changes::default(), |c, d| {
             c.deployment(
                 d.id,

@@ -5,7 +5,7 @@ use crate::config::{BuildName, Config};
 use crate::domain::{DeliveryId, NewDelivery, NewRelease, ReleaseId, TagName, TagOrigin};
 use crate::sources::bitbucket::Push;
 use crate::sources::circleci::{BuildEvent, BuildKind};
-use crate::sources::jira::JiraEvent;
+use crate::sources::jira::{JiraEvent, StatusChange};
 use crate::sources::quote;
 
 use super::build::build_outcome;
@@ -30,6 +30,14 @@ pub enum Action {
     HandleBuild { outcome: String },
     /// Tags someone pushed by hand, of a project's families.
     RecordTags { outcome: String, tags: Vec<NewTag> },
+    /// A Jira issue moved to a status that promotes releases: a job finds the issue's release
+    /// and promotes it.
+    PromoteOnStatus {
+        outcome: String,
+        issue: String,
+        status: String,
+        by: String,
+    },
 }
 
 /// The outcome recorded on a ticket's delivery that starts a release.
@@ -55,6 +63,17 @@ impl Action {
         match (self, release) {
             (Self::StartRelease(r), Some(id)) => Some(Job::create_tag(id, &r.project, &r.env)),
             (Self::HandleBuild { .. }, _) => Some(Job::handle_build(delivery)),
+            (
+                Self::PromoteOnStatus {
+                    issue, status, by, ..
+                },
+                _,
+            ) => Some(Job::promote_on_status(
+                issue,
+                status,
+                by,
+                delivery.to_string(),
+            )),
             _ => None,
         }
     }
@@ -95,10 +114,45 @@ pub enum Refusal {
     UnknownEnvironment(String),
 }
 
+/// An issue moved to another status: a promotion when an environment promotes on that status.
+fn status_changed(c: StatusChange, config: &Config) -> Action {
+    let envs: Vec<String> = config
+        .projects
+        .iter()
+        .flat_map(|p| p.environments.values().map(move |e| (p, e)))
+        .filter(|(_, e)| {
+            e.promotion
+                .as_ref()
+                .and_then(|p| p.on_status.as_deref())
+                .is_some_and(|s| s.eq_ignore_ascii_case(&c.status))
+        })
+        .map(|(p, e)| format!("{}/{}", p.name, e.name))
+        .collect();
+    if envs.is_empty() {
+        return Action::ignored(&format!(
+            "no environment promotes on status {}",
+            quote(&c.status)
+        ));
+    }
+    Action::PromoteOnStatus {
+        outcome: format!(
+            "{} moved {} to {}: promotes into {}",
+            c.by,
+            c.issue,
+            quote(&c.status),
+            envs.join(", ")
+        ),
+        issue: c.issue,
+        status: c.status,
+        by: c.by,
+    }
+}
+
 /// A Jira delivery: a ticket assignment starts a release; other updates are recorded, ignored.
 pub fn jira(event: JiraEvent, config: &Config) -> Result<Action, Refusal> {
     let a = match event {
         JiraEvent::Ignored { reason, .. } => return Ok(Action::ignored(&reason)),
+        JiraEvent::StatusChanged(c) => return Ok(status_changed(c, config)),
         JiraEvent::Assignment(a) => a,
     };
     let project = config.project_by_repo(&a.repo).ok_or_else(|| {

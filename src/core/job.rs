@@ -91,6 +91,28 @@ pub enum NotifyEvent {
     },
 }
 
+impl NotifyEvent {
+    /// The step the event reports, as `[jira] comment_on` names it.
+    pub fn step(&self) -> &'static str {
+        match self {
+            Self::Tagged { .. } | Self::TagReused { .. } => "tagged",
+            Self::Failed { .. } => "failed",
+            Self::BuildSucceeded { .. } => "built",
+            Self::BuildFailed { .. } => "build_failed",
+            Self::DeployTriggered { .. } => "deploy_triggered",
+            Self::DeployStarted { .. } => "deploy_started",
+            Self::Deployed { .. } => "deployed",
+            Self::DeployFailed { .. } => "deploy_failed",
+            Self::PromotionReady { .. } => "promotion_ready",
+            Self::Promoted { .. } => "promoted",
+            Self::Approved { .. } => "approved",
+            Self::Warning { .. } => "warning",
+            Self::DeployNotStarted { .. } => "deploy_not_started",
+            Self::DeployTimedOut { .. } => "deploy_timed_out",
+        }
+    }
+}
+
 /// One outbound step, as the queue stores it (its JSON is the job's payload).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -125,6 +147,23 @@ pub enum JobSpec {
     /// Consider promoting a release into `env` now (after a deploy, an approval, or when a soak
     /// or a freeze window ends).
     ConsiderPromotion { release_id: ReleaseId, env: EnvName },
+    /// Comment on the release's Jira issue about a step (SPEC 14).
+    JiraComment {
+        release_id: ReleaseId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deployment: Option<DeploymentId>,
+        #[serde(flatten)]
+        event: NotifyEvent,
+    },
+    /// Move the release's Jira issue by `env`'s `jira_transition`, once deployed there.
+    JiraTransition { release_id: ReleaseId, env: EnvName },
+    /// A Jira issue moved to `status`: promote its release into the environments that promote on
+    /// that status, in the name of `by`.
+    PromoteOnStatus {
+        issue: String,
+        status: String,
+        by: String,
+    },
 }
 
 impl JobSpec {
@@ -139,6 +178,9 @@ impl JobSpec {
             Self::Notify { .. } => "notify",
             Self::ConsiderPromotion { .. } => "consider_promotion",
             Self::Respond { .. } => "respond",
+            Self::JiraComment { .. } => "jira_comment",
+            Self::JiraTransition { .. } => "jira_transition",
+            Self::PromoteOnStatus { .. } => "promote_on_status",
         }
     }
 
@@ -149,8 +191,13 @@ impl JobSpec {
             | Self::Deploy { release_id }
             | Self::Promote { release_id, .. }
             | Self::ConsiderPromotion { release_id, .. }
+            | Self::JiraComment { release_id, .. }
+            | Self::JiraTransition { release_id, .. }
             | Self::Notify { release_id, .. } => Some(*release_id),
-            Self::HandleBuild { .. } | Self::FollowDeploy { .. } | Self::Respond { .. } => None,
+            Self::HandleBuild { .. }
+            | Self::FollowDeploy { .. }
+            | Self::Respond { .. }
+            | Self::PromoteOnStatus { .. } => None,
         }
     }
 }
@@ -171,6 +218,10 @@ pub enum Lane {
     Follow(DeploymentId),
     /// One answer to a click (each its own).
     Respond(String),
+    /// One release's Jira write-back, in order.
+    Jira(ReleaseId),
+    /// One Jira status change's promotions.
+    Status(String),
 }
 
 impl fmt::Display for Lane {
@@ -183,6 +234,8 @@ impl fmt::Display for Lane {
             Self::Notify(release) => write!(f, "notify:{release}"),
             Self::Follow(deployment) => write!(f, "follow:{deployment}"),
             Self::Respond(key) => write!(f, "respond:{key}"),
+            Self::Jira(release) => write!(f, "jira:{release}"),
+            Self::Status(key) => write!(f, "status:{key}"),
         }
     }
 }
@@ -255,6 +308,48 @@ impl Job {
                 event,
             },
             lane: Lane::Notify(release_id),
+            run_at: None,
+        }
+    }
+
+    /// A comment on the release's Jira issue about `event`.
+    pub fn jira_comment(
+        release_id: ReleaseId,
+        deployment: Option<DeploymentId>,
+        event: NotifyEvent,
+    ) -> Self {
+        Self {
+            spec: JobSpec::JiraComment {
+                release_id,
+                deployment,
+                event,
+            },
+            lane: Lane::Jira(release_id),
+            run_at: None,
+        }
+    }
+
+    /// The release's Jira issue moved by `env`'s transition.
+    pub fn jira_transition(release_id: ReleaseId, env: &EnvName) -> Self {
+        Self {
+            spec: JobSpec::JiraTransition {
+                release_id,
+                env: env.clone(),
+            },
+            lane: Lane::Jira(release_id),
+            run_at: None,
+        }
+    }
+
+    /// The promotions a Jira status change asks for; `key` (the delivery) names its lane.
+    pub fn promote_on_status(issue: &str, status: &str, by: &str, key: String) -> Self {
+        Self {
+            spec: JobSpec::PromoteOnStatus {
+                issue: issue.to_string(),
+                status: status.to_string(),
+                by: by.to_string(),
+            },
+            lane: Lane::Status(key),
             run_at: None,
         }
     }

@@ -25,21 +25,26 @@ use crate::config::Config;
 use crate::domain::{DeploymentId, ReleaseId};
 use job::{Job, NotifyEvent};
 
-/// A Slack message about a release, when Slack is configured.
-pub fn notify_job(config: &Config, release: ReleaseId, event: NotifyEvent) -> Option<Job> {
-    config.slack.is_some().then(|| Job::notify(release, event))
+/// The messages about a step of a release: to Slack when it is configured, and as a comment on
+/// the release's Jira issue when `[jira] comment_on` names the step.
+pub fn notify_job(config: &Config, release: ReleaseId, event: NotifyEvent) -> Vec<Job> {
+    notify_about(config, release, None, event)
 }
 
-/// A Slack message about one of the release's deployments (`None`: the release's own steps),
-/// when Slack is configured.
+/// The messages about a step of one of the release's deployments (`None`: the release's own
+/// steps), as [`notify_job`].
 pub fn notify_about(
     config: &Config,
     release: ReleaseId,
     deployment: Option<DeploymentId>,
     event: NotifyEvent,
-) -> Option<Job> {
-    config
-        .slack
-        .is_some()
-        .then(|| Job::notify_about(release, deployment, event))
+) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    if config.jira.comments_on(event.step()) {
+        jobs.push(Job::jira_comment(release, deployment, event.clone()));
+    }
+    if config.slack.is_some() {
+        jobs.push(Job::notify_about(release, deployment, event));
+    }
+    jobs
 }

@@ -90,6 +90,10 @@ impl ReleaseChange {
 /// A change to a deployment's record, allowed from the statuses [`Self::from`] names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeploymentChange {
+    /// A promotion's tag is made, and CircleCI is to build it before the trigger.
+    AwaitingBuild,
+    /// CircleCI built the promotion's tag: the trigger goes next.
+    Built,
     /// Gate accepted the trigger at `at`, answering Echo's `event_id`.
     Triggered {
         event_id: Option<String>,
@@ -110,6 +114,8 @@ impl DeploymentChange {
     /// The status after the change.
     pub fn to(&self) -> DeploymentStatus {
         match self {
+            Self::AwaitingBuild => DeploymentStatus::AwaitingBuild,
+            Self::Built => DeploymentStatus::Built,
             Self::Triggered { .. } => DeploymentStatus::Triggered,
             Self::Started { .. } => DeploymentStatus::Started,
             Self::Finished { status, .. } => *status,
@@ -120,9 +126,11 @@ impl DeploymentChange {
     pub fn from(&self) -> &'static [DeploymentStatus] {
         use DeploymentStatus::*;
         match self {
-            Self::Triggered { .. } => &[Triggering],
+            Self::AwaitingBuild => &[Triggering],
+            Self::Built => &[AwaitingBuild],
+            Self::Triggered { .. } => &[Triggering, Built],
             Self::Started { .. } => &[Triggered],
-            Self::Finished { .. } => &[Triggering, Triggered, Started],
+            Self::Finished { .. } => &[Triggering, AwaitingBuild, Built, Triggered, Started],
         }
     }
 }
@@ -244,7 +252,7 @@ impl Changes {
     }
 
     /// Adds `job` when there is one (a notification when Slack is configured, say).
-    pub fn maybe_job(mut self, job: Option<Job>) -> Self {
+    pub fn maybe_job(mut self, job: impl IntoIterator<Item = Job>) -> Self {
         self.jobs.extend(job);
         self
     }

@@ -101,6 +101,39 @@ pub fn existing<'a>(env: &str, deployments: &'a [Deployment]) -> Option<&'a Depl
     })
 }
 
+/// `by`'s approval of `r` for `env` was counted (`given` are the release's approvals now): a line
+/// in its timeline, and Slack told how many of how many.
+pub fn approved(
+    config: &crate::config::Config,
+    env: &Environment,
+    r: &Release,
+    given: &[Approval],
+    by: &str,
+    via: Via,
+) -> Changes {
+    let need = env.promotion.as_ref().map_or(0, |p| p.approvals);
+    let have = env
+        .promotion
+        .as_ref()
+        .map_or(0, |p| approvers_given(p, &env.name, given).len()) as u32;
+    Changes::default()
+        .event(
+            r.id,
+            "approved",
+            format!("{by} ({via}) approved {} ({have} of {need})", env.name),
+        )
+        .maybe_job(super::notify_job(
+            config,
+            r.id,
+            NotifyEvent::Approved {
+                env: env.name.to_string(),
+                by: by.to_string(),
+                have,
+                need,
+            },
+        ))
+}
+
 /// The distinct approvers on the list who approved `release` for `env`.
 pub fn approvers_given<'a>(p: &Promotion, env: &str, approvals: &'a [Approval]) -> Vec<&'a str> {
     let mut given: Vec<&str> = approvals
@@ -172,19 +205,93 @@ pub fn check<'a>(
             approvers: p.approvers.clone(),
         });
     }
-    let t = DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_default();
-    if let Some((window, until)) = p.freeze.iter().find_map(|w| {
-        w.open_until(t)
-            .map(|u| (w.text.clone(), u.timestamp_millis()))
-    }) {
-        return Err(Unmet::Frozen { window, until });
+    match frozen(p, now) {
+        Some(unmet) => Err(unmet),
+        None => Ok(p),
     }
-    Ok(p)
+}
+
+/// The freeze window of `p` open at `now`, if one is.
+pub fn frozen(p: &Promotion, now: Millis) -> Option<Unmet> {
+    let t = DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_default();
+    p.freeze.iter().find_map(|w| {
+        w.open_until(t).map(|u| Unmet::Frozen {
+            window: w.text.clone(),
+            until: u.timestamp_millis(),
+        })
+    })
+}
+
+/// A promotion about to make its tag finds a freeze window open (it opened after the request):
+/// the promotion is called off, saying why, and looked at again when the window closes (it goes
+/// on then by itself only if it would have anyway: `auto`, or approved).
+pub fn called_off(
+    config: &crate::config::Config,
+    r: &Release,
+    d: &Deployment,
+    unmet: &Unmet,
+    now: Millis,
+) -> Changes {
+    let error = format!("promotion into {} called off: {unmet}", d.env);
+    let mut changes = Changes::default()
+        .deployment(
+            d.id,
+            super::plan::DeploymentChange::Finished {
+                status: DeploymentStatus::Failed,
+                at: now,
+                failed_stage: None,
+                error: Some(error.clone()),
+            },
+        )
+        .event(r.id, "promotion_refused", error.clone())
+        .maybe_job(super::notify_job(
+            config,
+            r.id,
+            NotifyEvent::Warning { text: error },
+        ));
+    if let Some(at) = unmet.lifts_at() {
+        changes = changes.job(Job::consider(r.id, &r.project, &d.env, Some(at)));
+    }
+    changes
 }
 
 /// The tag `r` gets in `env`: the environment's scheme over the release's one version.
 pub fn tag_in(env: &Environment, r: &Release) -> Option<TagName> {
     r.version.map(|v| env.scheme.format(v))
+}
+
+/// The promotions a Jira issue moving to `status` asks for: in each project, the issue's newest
+/// release that has a version goes into the environments that promote on `status`. `releases`
+/// are the issue's, newest first.
+pub fn on_status<'c>(
+    config: &'c crate::config::Config,
+    releases: &[Release],
+    status: &str,
+) -> Vec<(crate::domain::ReleaseId, &'c Environment)> {
+    let mut asked = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for r in releases.iter().filter(|r| r.version.is_some()) {
+        if seen.contains(&r.project.as_str()) {
+            continue;
+        }
+        seen.push(r.project.as_str());
+        let Some(project) = config.project(r.project.as_str()) else {
+            continue;
+        };
+        asked.extend(
+            project
+                .environments
+                .values()
+                .filter(|e| {
+                    e.promotion
+                        .as_ref()
+                        .and_then(|p| p.on_status.as_deref())
+                        .is_some_and(|s| s.eq_ignore_ascii_case(status))
+                })
+                .map(|e| (r.id, e)),
+        );
+    }
+    asked
 }
 
 /// What a promotion request comes to.
@@ -328,6 +435,68 @@ pub fn request(
         ));
     changes.new_deployments.push(new);
     Ok(changes)
+}
+
+/// Promotion `d`'s tag is made; with `build = true` CircleCI builds it before the trigger.
+pub fn awaiting_build(r: &Release, d: &Deployment) -> Changes {
+    Changes::default()
+        .deployment(d.id, super::plan::DeploymentChange::AwaitingBuild)
+        .event(
+            r.id,
+            "promotion_tagged",
+            format!(
+                "{} made for {}; waiting for CircleCI to build it (build = true)",
+                d.tag, d.env
+            ),
+        )
+}
+
+/// CircleCI finished building promotion `d`'s tag (delivery `delivery`, status `status`): the
+/// trigger goes next, or the promotion fails and says so.
+pub fn built(
+    config: &crate::config::Config,
+    r: &Release,
+    d: &Deployment,
+    delivery: crate::domain::DeliveryId,
+    status: &str,
+    success: bool,
+    now: Millis,
+) -> Changes {
+    let changes = Changes::default().delivery(
+        delivery,
+        format!("build {status} for {}, promotion into {}", d.tag, d.env),
+        Some(r.id),
+    );
+    if success {
+        return changes
+            .deployment(d.id, super::plan::DeploymentChange::Built)
+            .event(
+                r.id,
+                "promotion_built",
+                format!("CircleCI build of {} succeeded", d.tag),
+            )
+            .job(Job::promote(r.id, &r.project, &d.env));
+    }
+    let error = format!("CircleCI build of {} {status}: not deployed", d.tag);
+    changes
+        .deployment(
+            d.id,
+            super::plan::DeploymentChange::Finished {
+                status: DeploymentStatus::Failed,
+                at: now,
+                failed_stage: None,
+                error: Some(error.clone()),
+            },
+        )
+        .event(r.id, "promotion_build_failed", error)
+        .maybe_job(super::notify_about(
+            config,
+            r.id,
+            Some(d.id),
+            NotifyEvent::BuildFailed {
+                status: status.to_string(),
+            },
+        ))
 }
 
 /// Gate accepted the trigger of promotion `d`: the deployment records it (the release's own

@@ -130,8 +130,12 @@ words!(
 words!(
     /// Where a deployment is: triggered, then followed to its end in Spinnaker.
     DeploymentStatus {
-        /// The trigger is being sent.
+        /// The trigger is being sent (for a promotion: its tag made first).
         Triggering = "triggering",
+        /// A promotion's tag is made; CircleCI is to build it first (`build = true`).
+        AwaitingBuild = "awaiting_build",
+        /// CircleCI built the promotion's tag; the trigger is being sent.
+        Built = "built",
         /// Gate accepted the trigger; no execution seen yet.
         Triggered = "triggered",
         /// An execution is running.

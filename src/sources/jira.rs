@@ -20,6 +20,9 @@ pub struct Assignment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JiraEvent {
     Assignment(Assignment),
+    /// An issue moved to another status (a native `jira:issue_updated` whose changelog changes
+    /// `status`): it may promote the issue's release (SPEC 13).
+    StatusChanged(StatusChange),
     /// Understood, but not a release request: acknowledged with the reason.
     Ignored {
         event: String,
@@ -27,11 +30,22 @@ pub enum JiraEvent {
     },
 }
 
+/// An issue's new status, and who moved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub issue: String,
+    /// The new status's name (`changelog.items[].toString`).
+    pub status: String,
+    /// The user's display name (or account id) as the webhook names them, else `jira`.
+    pub by: String,
+}
+
 impl JiraEvent {
     /// The event's name, as recorded with its delivery.
     pub fn name(&self) -> &str {
         match self {
             Self::Assignment(a) => a.event,
+            Self::StatusChanged(_) => "jira:issue_updated",
             Self::Ignored { event, .. } => event,
         }
     }
@@ -109,6 +123,32 @@ fn parse_native(v: &Value, event: &str, f: &IssueFields) -> Result<JiraEvent, In
             .and_then(Value::as_str);
         field == Some("assignee") && i.get("to").is_some_and(|t| !t.is_null())
     });
+    let status = items.iter().find_map(|i| {
+        let field = i
+            .get("fieldId")
+            .or_else(|| i.get("field"))
+            .and_then(Value::as_str);
+        (field == Some("status"))
+            .then(|| i.get("toString").and_then(Value::as_str))
+            .flatten()
+    });
+    if let (false, Some(status)) = (assigned, status) {
+        let issue = v
+            .pointer("/issue/key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| InputError::missing("issue.key", ""))?;
+        check_issue_key(issue, "issue.key")?;
+        let by = ["/user/displayName", "/user/accountId", "/user/name"]
+            .iter()
+            .find_map(|p| v.pointer(p).and_then(Value::as_str))
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or("jira");
+        return Ok(JiraEvent::StatusChanged(StatusChange {
+            issue: issue.to_string(),
+            status: status.to_string(),
+            by: by.chars().take(200).collect(),
+        }));
+    }
     if !assigned {
         let unassigned = items
             .iter()

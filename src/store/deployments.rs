@@ -181,6 +181,10 @@ pub(super) async fn change(
     let now = now_ms();
     let to = change.to().as_str();
     let changed = match change {
+        DeploymentChange::AwaitingBuild | DeploymentChange::Built => {
+            let sql = format!("UPDATE deployments SET status = $2, updated_at = $3 WHERE {guard}");
+            c.execute(&sql, params![id.0, to, time(now)]).await?
+        }
         DeploymentChange::Triggered { event_id, at } => {
             let sql = format!(
                 "UPDATE deployments SET status = $2, event_id = $3, triggered_at = $4, updated_at = $5 WHERE {guard}"

@@ -5,7 +5,7 @@ use super::error::{Result, StoreError};
 use super::handle::Store;
 use super::records::{
     apply, delivery, events, events_since, insert_release, known_tags, record_tag, release,
-    release_for_build, releases, tags_for_commit,
+    release_for_build, releases, releases_of_issue, tags_for_commit,
 };
 use crate::core::plan::NewDeployment;
 use crate::core::plan::{Changes, ExecutionSeen, NewTag};
@@ -23,6 +23,16 @@ impl Store {
     pub async fn releases(&self, limit: i64, before: Option<ReleaseId>) -> Result<Vec<Release>> {
         self.read(move |c| Box::pin(releases(c, limit, before)))
             .await
+    }
+
+    /// The releases of a Jira issue, newest first.
+    pub async fn releases_of_issue(&self, issue: &str) -> Result<Vec<Release>> {
+        let issue = issue.to_string();
+        self.read(move |c| {
+            let issue = issue.clone();
+            Box::pin(async move { releases_of_issue(c, &issue).await })
+        })
+        .await
     }
 
     pub async fn events(&self, release: ReleaseId) -> Result<Vec<ReleaseEvent>> {

@@ -73,7 +73,8 @@ fn outcome(action: &Action) -> &str {
     match action {
         Action::Record { outcome }
         | Action::HandleBuild { outcome }
-        | Action::RecordTags { outcome, .. } => outcome,
+        | Action::RecordTags { outcome, .. }
+        | Action::PromoteOnStatus { outcome, .. } => outcome,
         Action::StartRelease(_) => RELEASE_STARTED,
     }
 }

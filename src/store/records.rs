@@ -54,6 +54,18 @@ pub(crate) async fn release(c: &mut dyn Conn, id: ReleaseId) -> Result<Option<Re
 }
 
 /// Releases newest first, before release `before` when given.
+/// The releases of Jira issue `issue`, newest first (at most 20).
+pub(crate) async fn releases_of_issue(c: &mut dyn Conn, issue: &str) -> Result<Vec<Release>> {
+    let sql = format!(
+        "SELECT {RELEASE_COLUMNS} FROM releases WHERE issue = $1 ORDER BY id DESC LIMIT 20"
+    );
+    c.query(&sql, params![issue])
+        .await?
+        .iter()
+        .map(release_from)
+        .collect()
+}
+
 pub(crate) async fn releases(
     c: &mut dyn Conn,
     limit: i64,

@@ -44,6 +44,13 @@ pub async fn run(ctx: &Context, job: &ClaimedJob, delivery_id: DeliveryId) -> St
             move |id| build::adopted(id, &adopt),
         )
         .await?;
+    // A build of the release's tag in a further environment: the promotion waiting for it.
+    let deployments = if release.tag.as_ref() == Some(&found.tag) {
+        Vec::new()
+    } else {
+        ctx.store.deployments(release.id).await?
+    };
+    let awaiting = deployments.iter().rev().find(|d| d.tag == found.tag);
     let changes = build::decide(
         &ctx.config,
         &release,
@@ -54,6 +61,7 @@ pub async fn run(ctx: &Context, job: &ClaimedJob, delivery_id: DeliveryId) -> St
             url: ev.build_url.as_deref(),
             tag: &found.tag,
             now: now_ms(),
+            awaiting,
         },
     );
     finish(ctx, job, "build recorded", changes).await?;

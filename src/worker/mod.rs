@@ -8,6 +8,7 @@
 mod build;
 mod deploy;
 mod follow;
+mod jira;
 mod notify;
 mod promote;
 mod step;
@@ -110,6 +111,17 @@ async fn run_job(ctx: &Context, job: &ClaimedJob) -> StepResult {
         }
         JobSpec::ConsiderPromotion { release_id, env } => {
             promote::consider(ctx, job, *release_id, env).await
+        }
+        JobSpec::JiraComment {
+            release_id,
+            deployment,
+            event,
+        } => jira::comment(ctx, job, *release_id, *deployment, event).await,
+        JobSpec::JiraTransition { release_id, env } => {
+            jira::transition(ctx, job, *release_id, env).await
+        }
+        JobSpec::PromoteOnStatus { issue, status, by } => {
+            promote::on_status(ctx, job, issue, status, by).await
         }
     }
 }

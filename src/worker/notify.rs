@@ -22,12 +22,7 @@ pub async fn run(
         .release(release_id)
         .await?
         .ok_or_else(|| StepError::Fatal(format!("release {release_id} does not exist")))?;
-    let bitbucket = &ctx.config.bitbucket;
-    let links = Links {
-        jira: ctx.config.jira.base_url.as_deref(),
-        bitbucket_web: &bitbucket.web_url,
-        workspace: &bitbucket.workspace,
-    };
+    let links = links(ctx);
     let thread = if slack.threads() {
         r.slack_ts.as_deref()
     } else {
@@ -50,4 +45,14 @@ pub async fn run(
         None => Changes::default(),
     };
     finish(ctx, job, "posted", changes).await
+}
+
+/// Where a message's links point.
+pub(super) fn links(ctx: &Context) -> Links<'_> {
+    let bitbucket = &ctx.config.bitbucket;
+    Links {
+        jira: ctx.config.jira.base_url.as_deref(),
+        bitbucket_web: &bitbucket.web_url,
+        workspace: &bitbucket.workspace,
+    }
 }

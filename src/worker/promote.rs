@@ -5,10 +5,12 @@
 use super::step::{Context, StepError, StepResult, finish};
 use crate::clients::bitbucket::Created;
 use crate::core::job::Job;
+use crate::core::job::NotifyEvent;
 use crate::core::plan::Changes;
 use crate::core::promote::Consider;
 use crate::core::{deploy, promote};
-use crate::domain::{DeploymentKind, DeploymentStatus, EnvName, ReleaseId, now_ms};
+use crate::domain::{DeploymentKind, DeploymentStatus, EnvName, ReleaseId, Via, now_ms};
+use crate::requests::{self, Promoted, Refused};
 use crate::store::ClaimedJob;
 
 pub async fn run(
@@ -25,7 +27,10 @@ pub async fn run(
     let Some(d) = ctx.store.deployments(r.id).await?.into_iter().find(|d| {
         d.env == *env_name
             && d.kind != DeploymentKind::Release
-            && d.status == DeploymentStatus::Triggering
+            && matches!(
+                d.status,
+                DeploymentStatus::Triggering | DeploymentStatus::Built
+            )
     }) else {
         return finish(
             ctx,
@@ -41,17 +46,28 @@ pub async fn run(
     let env = project.environments.get(env_name).ok_or_else(|| {
         StepError::Fatal(format!("environment `{env_name}` is no longer configured"))
     })?;
+    // A freeze window may have opened since the promotion was asked for.
+    if d.status == DeploymentStatus::Triggering
+        && let Some(unmet) = env
+            .promotion
+            .as_ref()
+            .and_then(|p| promote::frozen(p, now_ms()))
+    {
+        let changes = promote::called_off(&ctx.config, &r, &d, &unmet, now_ms());
+        return finish(ctx, job, &unmet.to_string(), changes).await;
+    }
     let full = r
         .full_commit
         .clone()
         .ok_or_else(|| StepError::Fatal(format!("release {} has no verified commit", r.id)))?;
 
     // The tag: created on the release's commit, or adopted when an earlier attempt (or a
-    // person) made it there; on another commit, never renumbered.
+    // person) made it there; on another commit, never renumbered. Built already: made before.
     let bitbucket = &ctx.clients.bitbucket;
-    if let Created::Exists = bitbucket
-        .create_tag(&project.repo, d.tag.as_str(), &full)
-        .await?
+    if d.status == DeploymentStatus::Triggering
+        && let Created::Exists = bitbucket
+            .create_tag(&project.repo, d.tag.as_str(), &full)
+            .await?
     {
         let on = bitbucket.tag(&project.repo, d.tag.as_str()).await?;
         match on {
@@ -71,6 +87,17 @@ pub async fn run(
                 )));
             }
         }
+    }
+
+    if d.status == DeploymentStatus::Triggering && env.promotion.as_ref().is_some_and(|p| p.build) {
+        let changes = promote::awaiting_build(&r, &d);
+        return finish(
+            ctx,
+            job,
+            "tagged; waiting for CircleCI to build it",
+            changes,
+        )
+        .await;
     }
 
     let source = env.spinnaker_source.as_deref().ok_or_else(|| {
@@ -148,4 +175,53 @@ pub async fn consider(
         Consider::Wait(why) => finish(ctx, job, &why, Default::default()).await,
         Consider::Already(_) => finish(ctx, job, "already under way", Default::default()).await,
     }
+}
+
+/// A Jira issue moved to `status`: its release is promoted into the environments that promote on
+/// that status, in the name of `by` ([`promote::on_status`]). A promotion refused is said in the
+/// release's timeline and in Slack; the job itself succeeds.
+pub async fn on_status(
+    ctx: &Context,
+    job: &ClaimedJob,
+    issue: &str,
+    status: &str,
+    by: &str,
+) -> StepResult {
+    let releases = ctx.store.releases_of_issue(issue).await?;
+    let asked = promote::on_status(&ctx.config, &releases, status);
+    if asked.is_empty() {
+        let outcome =
+            format!("{issue} has no tagged release in a project that promotes on `{status}`");
+        return finish(ctx, job, &outcome, Changes::default()).await;
+    }
+    let mut outcomes = Vec::new();
+    let mut changes = Changes::default();
+    for (release, env) in asked {
+        let asked = requests::promote(&ctx.store, &ctx.config, release, &env.name, by, Via::Jira);
+        match asked.await {
+            Ok(Promoted::Started) => outcomes.push(format!("release {release} into {}", env.name)),
+            Ok(Promoted::Already(d)) => outcomes.push(format!(
+                "release {release} into {}: under way or done already (deployment {d})",
+                env.name
+            )),
+            Err(Refused::Store(e)) => return Err(e.into()),
+            Err(refused) => {
+                let text = format!(
+                    "{by} moved {issue} to `{status}`, but release {release} was not promoted into {}: {refused}",
+                    env.name
+                );
+                outcomes.push(format!("release {release} into {}: {refused}", env.name));
+                changes.extend(
+                    Changes::default()
+                        .event(release, "promotion_refused", text.clone())
+                        .maybe_job(crate::core::notify_job(
+                            &ctx.config,
+                            release,
+                            NotifyEvent::Warning { text },
+                        )),
+                );
+            }
+        }
+    }
+    finish(ctx, job, &outcomes.join("; "), changes).await
 }

@@ -1,6 +1,7 @@
 //! A Jira Cloud simulator (REST API v3), for what Hoist writes back: comments
 //! (`POST`/`GET /rest/api/3/issue/{issueIdOrKey}/comment`, bodies in the Atlassian Document
-//! Format) and transitions (`GET`/`POST /rest/api/3/issue/{issueIdOrKey}/transitions`), behind
+//! Format), the issue's status (`GET /rest/api/3/issue/{issueIdOrKey}`) and transitions
+//! (`GET`/`POST /rest/api/3/issue/{issueIdOrKey}/transitions`), behind
 //! Jira Cloud's authentication (Basic with an email and an API token, or a bearer token).
 //!
 //! The workflow has the statuses "To Do", "In Progress", "Ready for QA", "In QA" and "Done", and
@@ -110,6 +111,7 @@ impl JiraCloudSim {
             state: Mutex::new(CloudState::default()),
         });
         let router = Router::new()
+            .route("/rest/api/3/issue/{issue}", get(get_issue))
             .route(
                 "/rest/api/3/issue/{issue}/comment",
                 get(list_comments).post(add_comment),
@@ -287,6 +289,29 @@ async fn list_comments(
         "maxResults": max_results,
         "total": issue.comments.len(),
         "comments": page
+    }))
+    .into_response()
+}
+
+/// `GET /rest/api/3/issue/{issueIdOrKey}`: the issue with its `status` field (the only field
+/// this site keeps), as Jira Cloud answers `?fields=status`: `{"expand", "id", "self", "key",
+/// "fields": {"status": {...}}}`.
+async fn get_issue(
+    State(shared): St,
+    Path(issue): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let base = base_of(&headers);
+    let mut state = shared.state();
+    let Some(issue) = state.issue(&issue) else {
+        return issue_not_found();
+    };
+    Json(json!({
+        "expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
+        "id": issue.id,
+        "self": format!("{base}/rest/api/3/issue/{}", issue.id),
+        "key": issue.key,
+        "fields": {"status": model::status_json(&base, 3, &issue.status)}
     }))
     .into_response()
 }
