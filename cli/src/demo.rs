@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::stack::{REPO, Stack, StackOptions};
-use hoist::domain::ReleaseStatus;
+use crate::stack::{APPROVERS, REPO, Stack, StackOptions, road};
+use hoist::domain::{DeploymentStatus, ReleaseStatus};
 use hoist_sim::spinnaker::Outcome;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -35,10 +35,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         poll_ms: 50,
         // CircleCI starts watching once the repository's history is in place.
         auto_build: false,
+        jira_write: true,
         ..StackOptions::default()
     };
     let started = Instant::now();
-    let stack = Stack::start(options).await?;
+    let stack = Stack::start_with(options, road).await?;
+    stack.jira_cloud.add_issue("PAY-123", "In Progress");
     if args.fail_build {
         stack.circleci.set_outcome("failed");
     }
@@ -58,6 +60,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         },
     );
+    for (source, pipeline) in [
+        ("payments-api-qa", "deploy-qa"),
+        ("payments-api-prod", "deploy-production"),
+    ] {
+        stack.gate.set_outcome(
+            source,
+            Outcome::Succeed {
+                pipelines: vec![pipeline.into()],
+                after: deploy_time,
+            },
+        );
+    }
     println!("Hoist demo: everything runs on this machine; no account anywhere.\n");
     println!(
         "  hoist            {}  (store: {})",
@@ -66,6 +80,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("  bitbucket (sim)  {}", stack.bitbucket.base_url());
     println!("  spinnaker (sim)  {}", stack.gate.url());
     println!("  slack (sim)      {}", stack.slack.api_url());
+    println!("  jira (sim)       {}", stack.jira_cloud.base_url());
+    println!(
+        "  road             stg (from tickets) -> qa (auto) -> prod (1 approval of {}; Jira issue to Done)",
+        APPROVERS.join(", ")
+    );
     println!();
 
     // A repository with history: the highest stg tag is stg1.3.99, so the next is stg1.4.0
@@ -91,6 +110,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         stack.slack.clone(),
         stack.gate.clone(),
         stack.circleci.clone(),
+        stack.jira_cloud.clone(),
         started,
     ));
     let (status, body) = stack.assign("PAY-123", &commit).await?;
@@ -105,6 +125,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let done = stack
         .wait_release(id, Duration::from_secs(60), |r| r.status.is_terminal())
         .await?;
+    let prod = if done.status == ReleaseStatus::Deployed {
+        Some(to_prod(&stack, id, started).await?)
+    } else {
+        None
+    };
     stack.settle(Duration::from_secs(10)).await?;
     tokio::time::sleep(Duration::from_millis(100)).await;
     printer.abort();
@@ -112,17 +137,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!();
     let detail = hoist::report::detail(&stack.hoist.store, &done).await?;
     crate::print::release_detail(&detail);
+    let jira_status = stack.jira_cloud.issue_status("PAY-123").unwrap_or_default();
     let ok = if args.fail_build {
         done.status == ReleaseStatus::BuildFailed && stack.gate.triggers().is_empty()
     } else if args.fail_deploy {
         done.status == ReleaseStatus::DeployFailed && stack.gate.triggers().len() == 1
     } else {
-        done.status == ReleaseStatus::Deployed && stack.gate.triggers().len() == 1
+        done.status == ReleaseStatus::Deployed
+            && prod.is_some_and(|d| d.status == DeploymentStatus::Deployed)
+            && stack.gate.triggers().len() == 3
+            && jira_status == "Done"
     };
     println!(
-        "\n{} Slack message(s) in the release's thread; {} Spinnaker trigger(s).",
+        "\n{} Slack message(s) in the release's thread; {} Spinnaker trigger(s); Jira PAY-123 has {} comment(s) and is in `{jira_status}`.",
         stack.slack.messages().len(),
-        stack.gate.triggers().len()
+        stack.gate.triggers().len(),
+        stack.jira_cloud.comments("PAY-123").len()
     );
 
     if args.keep_running {
@@ -138,7 +168,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             } else if args.fail_deploy {
                 "failed deploy reported, with its stage and where to look"
             } else {
-                "ticket to confirmed deploy, end to end"
+                "ticket to production: stg, qa by itself, prod on one approval, Jira moved to Done"
             }
         );
         Ok(ExitCode::SUCCESS)
@@ -149,6 +179,32 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// The release goes on by itself into qa; an approver clicks "Approve prod" in its Slack
+/// thread (signed as Slack signs); it goes into prod.
+async fn to_prod(
+    stack: &Stack,
+    id: i64,
+    started: Instant,
+) -> anyhow::Result<hoist::domain::Deployment> {
+    let within = Duration::from_secs(60);
+    let qa = stack.wait_deployment(id, "qa", within).await?;
+    if qa.status != DeploymentStatus::Deployed {
+        return Ok(qa);
+    }
+    let button = stack.button("Approve prod", within).await?;
+    let user = APPROVERS[0];
+    let (status, _) = stack.click(&button, user, Default::default()).await?;
+    line(
+        started,
+        "slack",
+        &format!(
+            "{user} clicks \"{}\" in the release's thread -> signed POST /hooks/slack -> {status}",
+            button.text
+        ),
+    );
+    stack.wait_deployment(id, "prod", within).await
 }
 
 fn line(started: Instant, who: &str, what: &str) {
@@ -167,10 +223,11 @@ async fn show_steps(
     slack: hoist_sim::slack::SlackSim,
     gate: hoist_sim::spinnaker::GateSim,
     circleci: hoist_sim::circleci::CircleCiSim,
+    jira: hoist_sim::jira::JiraCloudSim,
     started: Instant,
 ) {
     let mut last_event = 0;
-    let (mut slack_seen, mut gate_seen, mut ci_seen) = (0, 0, 0);
+    let (mut slack_seen, mut gate_seen, mut ci_seen, mut jira_seen) = (0, 0, 0, 0);
     loop {
         if let Ok(events) = store.events_since(last_event).await {
             for (id, release, e) in events {
@@ -220,6 +277,15 @@ async fn show_steps(
             );
         }
         slack_seen = messages.len();
+        let requests = jira.requests();
+        for r in requests
+            .iter()
+            .skip(jira_seen)
+            .filter(|r| r.method == "POST")
+        {
+            line(started, "jira", &format!("{} {}", r.method, r.path));
+        }
+        jira_seen = requests.len();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

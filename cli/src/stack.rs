@@ -332,6 +332,31 @@ impl Stack {
         c
     }
 
+    /// The release's deployment into `env` once it is final (deployed, failed, not started,
+    /// timed out).
+    pub async fn wait_deployment(
+        &self,
+        release: i64,
+        env: &str,
+        within: Duration,
+    ) -> anyhow::Result<hoist::domain::Deployment> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let all = self.hoist.store.deployments(ReleaseId(release)).await?;
+            if let Some(d) = all
+                .into_iter()
+                .rev()
+                .find(|d| d.env.as_str() == env && d.status.is_final())
+            {
+                return Ok(d);
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("release {release} was not deployed in {env} within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Adds a commit to the simulated repository and answers its hash.
     pub fn commit(&self, message: &str) -> String {
         let hash = hoist_sim::bitbucket::random_hash();

@@ -70,8 +70,14 @@ pub async fn jira(
             let body = json!({"delivery": delivery, "duplicate": true});
             return Ok((StatusCode::OK, Json(body)).into_response());
         }
-        Ingested::Queued { .. } | Ingested::Recorded { .. } => {
-            unreachable!("a ticket starts or joins a release")
+        // A status change that promotes: its job finds the release.
+        Ingested::Queued { delivery } => {
+            let body = json!({"delivery": delivery, "status": "queued"});
+            return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+        }
+        Ingested::Recorded { delivery } => {
+            let body = json!({"delivery": delivery});
+            return Ok((StatusCode::OK, Json(body)).into_response());
         }
     };
     tracing::info!(release.id = release.0, fresh, "ticket accepted");

@@ -15,6 +15,7 @@ mod limits;
 mod process;
 mod promotion;
 mod pushes;
+mod road;
 mod ticket_to_tag;
 mod util;
 mod worker;
