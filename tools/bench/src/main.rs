@@ -13,9 +13,11 @@
 //!   leaves it running and writes its pid.
 //! - `free-port`: prints a free loopback port.
 //! - `scm`: SCM calls per release, Hoist's own time per step, and Gate calls and own time of
-//!   deploy following, on `hoist_cli::stack::Stack`.
+//!   deploy following, and the own time of a promotion from a signed Slack click, on
+//!   `hoist_cli::stack::Stack`.
 //! - `report`: prints the final table from the `key value` lines the harness collected.
 
+mod click;
 mod delay;
 mod follow;
 mod load;

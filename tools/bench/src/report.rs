@@ -264,6 +264,30 @@ pub fn report(path: &std::path::Path) -> anyhow::Result<()> {
         }
     }
 
+    if r.0.keys().any(|k| k.starts_with("click.")) {
+        println!();
+        println!(
+            "Promotion (own = a signed Slack click on \"Approve prod\" sent -> Bitbucket receiving the prod tag's creation; target < 50 ms p50)"
+        );
+        println!(
+            "{:<10} {:>9} {:>10} {:>10}",
+            "backend", "releases", "own p50", "own max"
+        );
+        for backend in ["sqlite", "postgres"] {
+            let k = |f: &str| format!("click.{backend}.{f}");
+            let Some(releases) = r.text(&k("releases")) else {
+                continue;
+            };
+            println!(
+                "{:<10} {:>9} {:>10} {:>10}",
+                backend,
+                releases,
+                ms(r.num(&k("own_p50_us"))),
+                ms(r.num(&k("own_max_us")))
+            );
+        }
+    }
+
     println!();
     println!(
         "Memory and start (hoist serve; start = spawn to the first 200 from /healthz; first = on a new store, migrations included)"

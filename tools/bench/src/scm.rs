@@ -514,6 +514,19 @@ async fn measure(
         };
         crate::follow::follow(backend, url, deploy, followed).await?;
     }
+
+    let clicked = if quick { 5 } else { 20 };
+    println!(
+        "\nPromotion ({clicked} releases one at a time, stg -> qa by itself, then a signed Slack click on \"Approve prod\"): Hoist's own time from the click to the prod tag's creation call"
+    );
+    crate::click::header();
+    for backend in &backends {
+        let url = match (&mut pg, *backend) {
+            (Some(pg), "postgres") => Some(pg.fresh().await?),
+            _ => None,
+        };
+        crate::click::click(backend, url, clicked).await?;
+    }
     if let Some(pg) = &mut pg {
         pg.drop_all().await?;
     }
