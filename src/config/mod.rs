@@ -134,14 +134,17 @@ impl Jira {
 /// The steps a Jira comment can mark (`[jira] comment_on`).
 pub const JIRA_STEPS: &[&str] = &[
     "tagged",
+    "built",
     "build_failed",
     "deploy_triggered",
+    "deploy_started",
     "deployed",
     "deploy_failed",
     "deploy_not_started",
     "deploy_timed_out",
     "promoted",
-    "rolled_back",
+    "approved",
+    "failed",
 ];
 
 #[derive(Debug, Clone)]

@@ -180,3 +180,30 @@ jira_transition = "Done"
         );
     }
 }
+
+#[test]
+fn jira_write_back_is_checked() {
+    let text = format!(
+        "[jira]\nauth = {{ bearer = {{ env = \"PATH\" }} }}\ncomment_on = [\"tagged\", \"teleported\"]\n{BASE}"
+    );
+    let p = problems(&text);
+    for expected in [
+        "jira.comment_on: `teleported` is not a step Hoist comments on",
+        "jira.auth: writing back to Jira needs jira.base_url too",
+    ] {
+        assert!(
+            p.iter().any(|x| x.starts_with(expected)),
+            "{expected} not in {p:?}"
+        );
+    }
+    let text = format!(
+        "[jira]\nbase_url = \"https://acme.atlassian.net/\"\nauth = {{ basic = {{ user = \"a@b.c\", password = {{ env = \"PATH\" }} }} }}\n{BASE}"
+    );
+    let (mut file, _) = ConfigFile::parse(&text).unwrap();
+    file.bitbucket.as_mut().unwrap().auth = file::AuthConfig::Bearer(SecretRef::Env("PATH".into()));
+    let config = Config::from_file(&file).unwrap();
+    let write = config.jira.write.as_ref().expect("write-back on");
+    assert_eq!(write.base_url, "https://acme.atlassian.net");
+    assert_eq!(write.comment_on, ["tagged", "deployed", "deploy_failed"]);
+    assert!(config.jira.comments_on("deployed") && !config.jira.comments_on("built"));
+}

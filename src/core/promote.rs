@@ -805,4 +805,78 @@ mod tests {
             "one version everywhere"
         );
     }
+
+    #[test]
+    fn a_build_of_the_promoted_tag_lets_the_trigger_go_or_fails_the_promotion() {
+        let config = crate::core::testing::config(true);
+        let r = versioned();
+        let d = deployed("qa", 8, DeploymentStatus::AwaitingBuild, WEDNESDAY);
+        let ok = built(
+            &config,
+            &r,
+            &d,
+            crate::domain::DeliveryId(3),
+            "success",
+            true,
+            WEDNESDAY,
+        );
+        assert_eq!(ok.deployments.len(), 1);
+        assert_eq!(ok.deployments[0].1.to(), DeploymentStatus::Built);
+        assert!(matches!(
+            ok.jobs[0].spec,
+            crate::core::job::JobSpec::Promote { .. }
+        ));
+        let failed = built(
+            &config,
+            &r,
+            &d,
+            crate::domain::DeliveryId(3),
+            "failed",
+            false,
+            WEDNESDAY,
+        );
+        assert_eq!(failed.deployments[0].1.to(), DeploymentStatus::Failed);
+        assert!(
+            failed.jobs.iter().all(|j| j.spec.kind() == "notify"),
+            "nothing triggered"
+        );
+    }
+
+    #[test]
+    fn a_freeze_that_opened_after_the_request_calls_the_promotion_off_until_it_closes() {
+        let config = crate::core::testing::config(true);
+        let env = prod(0, 0, &["Wed 11:00 - Wed 13:00 UTC"]);
+        let p = env.promotion.as_ref().unwrap();
+        assert_eq!(frozen(p, WEDNESDAY - 2 * HOUR), None);
+        let unmet = frozen(p, WEDNESDAY).expect("open at noon");
+        assert_eq!(unmet.lifts_at(), Some(WEDNESDAY + HOUR));
+        let d = deployed("prod", 9, DeploymentStatus::Triggering, WEDNESDAY);
+        let off = called_off(&config, &versioned(), &d, &unmet, WEDNESDAY);
+        assert_eq!(off.deployments[0].1.to(), DeploymentStatus::Failed);
+        let again = off
+            .jobs
+            .iter()
+            .find(|j| j.spec.kind() == "consider_promotion")
+            .expect("looked at again");
+        assert_eq!(again.run_at, Some(WEDNESDAY + HOUR));
+    }
+
+    #[test]
+    fn a_status_promotes_the_issues_newest_tagged_release() {
+        let text = crate::core::testing::config_text(false).replace(
+            "[projects.environments.qa]\n",
+            "[projects.environments.qa]\npromote_from = \"stg\"\npromote_on_status = \"Ready for QA\"\n",
+        );
+        let (file, _) = crate::config::ConfigFile::parse(&text).unwrap();
+        let config = crate::config::Config::from_file(&file).unwrap();
+        let mut newest = versioned();
+        newest.id = ReleaseId(7);
+        let mut untagged = release();
+        untagged.id = ReleaseId(9);
+        let releases = [untagged, newest, versioned()];
+        let asked = on_status(&config, &releases, "ready for qa");
+        assert_eq!(asked.len(), 1);
+        assert_eq!((asked[0].0, asked[0].1.name.as_str()), (ReleaseId(7), "qa"));
+        assert!(on_status(&config, &releases, "Done").is_empty());
+    }
 }

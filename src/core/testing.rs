@@ -37,7 +37,15 @@ pub fn release() -> Release {
 /// A configuration of one project, `payments-api` (repo `payments-api`, CircleCI job `build`),
 /// with `stg` and `qa` environments, Slack through a bot token when `slack` is set.
 pub fn config(slack: bool) -> Config {
-    let text = format!(
+    let text = config_text(slack);
+    let (file, unknown) = ConfigFile::parse(&text).unwrap();
+    assert!(unknown.is_empty(), "{unknown:?}");
+    Config::from_file(&file).unwrap()
+}
+
+/// The text of [`config`].
+pub fn config_text(slack: bool) -> String {
+    format!(
         r#"
 [bitbucket]
 workspace = "acme"
@@ -63,8 +71,5 @@ tag = "qa{{major}}.{{minor}}.{{patch}}"
         } else {
             ""
         }
-    );
-    let (file, unknown) = ConfigFile::parse(&text).unwrap();
-    assert!(unknown.is_empty(), "{unknown:?}");
-    Config::from_file(&file).unwrap()
+    )
 }

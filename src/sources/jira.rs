@@ -343,4 +343,28 @@ mod tests {
             "invalid_json"
         );
     }
+
+    #[test]
+    fn a_status_change_names_the_issue_the_status_and_who() {
+        let (a, i) = fields();
+        let mut v: Value = serde_json::from_str(include_str!(
+            "../../fixtures/jira-webhook-issue-updated-status-trimmed.json"
+        ))
+        .unwrap();
+        v["webhookEvent"] = "jira:issue_updated".into();
+        let JiraEvent::StatusChanged(c) = parse(v.to_string().as_bytes(), &a, &i).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (c.issue.as_str(), c.status.as_str(), c.by.as_str()),
+            ("APP-123", "In Progress", "jira")
+        );
+        v["user"] = serde_json::json!({"accountId": "5b10a2844c20165700ede21g", "displayName": "Mia Krystof"});
+        let JiraEvent::StatusChanged(c) = parse(v.to_string().as_bytes(), &a, &i).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.by, "Mia Krystof");
+        v["issue"]["key"] = "not a key".into();
+        assert!(parse(v.to_string().as_bytes(), &a, &i).is_err());
+    }
 }
