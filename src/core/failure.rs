@@ -15,7 +15,8 @@ fn step(spec: &JobSpec) -> Option<&'static str> {
     match spec {
         JobSpec::CreateTag { .. } => Some("tagging"),
         JobSpec::Deploy { .. } => Some("deploy trigger"),
-        // A promotion that gives up fails its deployment, not the release (see `trigger_abandoned`).
+        // A promotion that gives up fails its deployment, not the release (see `give_up` and
+        // `trigger_abandoned`).
         JobSpec::HandleBuild { .. }
         | JobSpec::FollowDeploy { .. }
         | JobSpec::Promote { .. }
@@ -48,6 +49,23 @@ pub fn give_up(config: &Config, spec: &JobSpec, error: &str, attempts: i64) -> C
                 *release_id,
                 &format!("{what} was not made ({attempts} attempt(s)): {error}"),
             );
+        }
+        JobSpec::Promote { release_id, env } => {
+            let step = format!("promotion into {env}");
+            return Changes::default()
+                .event(
+                    *release_id,
+                    "promotion_failed",
+                    format!("{step} failed after {attempts} attempt(s): {error}"),
+                )
+                .maybe_job(notify_job(
+                    config,
+                    *release_id,
+                    NotifyEvent::Failed {
+                        step,
+                        error: error.into(),
+                    },
+                ));
         }
         _ => {}
     }

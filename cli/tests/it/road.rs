@@ -656,3 +656,65 @@ parameters = { tag = "{tag}", image = "{build_tag}" }
         .count();
     assert_eq!(qa_tags, 1);
 }
+
+#[tokio::test]
+async fn a_tag_of_that_name_on_another_commit_fails_the_promotion_and_says_so() {
+    let s = stack_with(StackOptions::default(), |c: &mut ConfigFile| {
+        road(c);
+        c.projects[0].environments.get_mut("qa").unwrap().auto = false;
+    })
+    .await;
+    let commit = s.commit("PAY-570 change");
+    let (_, body) = s.assign("PAY-570", &commit).await.unwrap();
+    let id = body["release"].as_i64().unwrap();
+    let r = s
+        .wait_release(id, WAIT, |r| r.status.is_terminal())
+        .await
+        .unwrap();
+    let qa_tag = format!("qa{}", r.tag.unwrap().as_str().trim_start_matches("stg"));
+    let other = s.commit("someone else's work");
+    s.bitbucket.add_tag(hoist_cli::stack::REPO, &qa_tag, &other);
+    let (status, answer) = post(
+        &s,
+        &format!("/api/releases/{id}/promote"),
+        serde_json::json!({"env": "qa", "by": "jess"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    let failed = reaches(&s, id, "qa", DeploymentStatus::Failed).await;
+    let error = failed.error.unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "tag {qa_tag} already exists on commit {}",
+            &other[..12]
+        )),
+        "{error}"
+    );
+    s.settle(WAIT).await.unwrap();
+    assert!(
+        s.gate
+            .triggers()
+            .iter()
+            .all(|t| t.source != "payments-api-qa")
+    );
+    let tags = s.bitbucket.tags(hoist_cli::stack::REPO);
+    assert!(
+        tags.contains(&(qa_tag.clone(), other.clone())),
+        "never renumbered or moved"
+    );
+    let timeline = events(&s, id).await;
+    assert!(
+        timeline
+            .iter()
+            .any(|(step, m)| step == "promotion_failed" && m.contains("already exists")),
+        "{timeline:#?}"
+    );
+    let told = s.slack.messages().iter().any(|m| {
+        m.text
+            .as_deref()
+            .is_some_and(|t| t.contains("promotion into qa failed"))
+    });
+    assert!(told, "Slack told");
+    s.expect_leftover_jobs();
+    s.finish().await.unwrap();
+}
