@@ -147,6 +147,7 @@ async fn main() {
             fsync,
             max_attempts: 5,
             schema: None,
+            serve: true,
         })
         .await
         .unwrap();

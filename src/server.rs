@@ -92,6 +92,7 @@ pub fn store_options(config: &Config) -> store::Options {
         fsync: config.store.fsync,
         max_attempts: config.max_attempts(),
         schema: None,
+        serve: true,
     }
 }
 

@@ -88,6 +88,15 @@ pub async fn next_tag(path: &Path, project: &str, env: Option<&str>) -> anyhow::
     Ok(())
 }
 
+/// How a command opens the store: beside a `hoist serve` that may be running (it reads, or
+/// queues jobs for that server to run), never taking the store over.
+fn beside_a_server(config: &hoist::config::Config) -> hoist::store::Options {
+    hoist::store::Options {
+        serve: false,
+        ..store_options(config)
+    }
+}
+
 /// The store the configuration names, without checking the rest of it (its secrets need not be
 /// set to read history or queue a job again).
 async fn open_store(path: &Path) -> anyhow::Result<Store> {
@@ -98,13 +107,14 @@ async fn open_store(path: &Path) -> anyhow::Result<Store> {
         fsync: file.store.fsync,
         max_attempts: file.worker.retry.max_attempts,
         schema: None,
+        serve: false,
     };
     Ok(Store::connect(&options).await?)
 }
 
 pub async fn releases(path: &Path, limit: i64, id: Option<i64>, json: bool) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::connect(&store_options(&config)).await?;
+    let store = Store::connect(&beside_a_server(&config)).await?;
     if let Some(id) = id {
         let r = store
             .release(ReleaseId(id))
@@ -171,7 +181,7 @@ async fn find_release(store: &Store, name: &str) -> anyhow::Result<ReleaseId> {
 
 pub async fn promote(path: &Path, release: &str, to: &str, by: &str) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::connect(&store_options(&config)).await?;
+    let store = Store::connect(&beside_a_server(&config)).await?;
     let id = find_release(&store, release).await?;
     match hoist::requests::promote(&store, &config, id, to, by, Via::Cli).await? {
         Promoted::Started => println!(
@@ -186,7 +196,7 @@ pub async fn promote(path: &Path, release: &str, to: &str, by: &str) -> anyhow::
 
 pub async fn approve(path: &Path, release: &str, env: &str, by: &str) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::connect(&store_options(&config)).await?;
+    let store = Store::connect(&beside_a_server(&config)).await?;
     let id = find_release(&store, release).await?;
     let a = hoist::requests::approve(&store, &config, id, env, by, Via::Cli).await?;
     let counted = if a.counted {
@@ -211,7 +221,7 @@ pub async fn rollback(
     by: &str,
 ) -> anyhow::Result<()> {
     let config = load(path)?;
-    let store = Store::connect(&store_options(&config)).await?;
+    let store = Store::connect(&beside_a_server(&config)).await?;
     let done = hoist::requests::rollback(&store, &config, project, env, to, by, Via::Cli).await?;
     println!(
         "{project}/{env} is being rolled back to {} (release {}); a running `hoist serve` carries it out",

@@ -350,7 +350,7 @@ fn default_concurrency() -> usize {
     8
 }
 fn default_lease() -> u64 {
-    60
+    20
 }
 fn default_poll_ms() -> u64 {
     250

@@ -4,6 +4,9 @@
 pub enum StoreError {
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// Another process serves this SQLite store.
+    #[error("{0}")]
+    InUse(String),
     #[error("store error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("store error: {0}")]

@@ -26,6 +26,10 @@ pub struct Options {
     pub max_attempts: u32,
     /// Migrate up to this schema version only (tests of older stores); `None`: the newest.
     pub schema: Option<i64>,
+    /// This process serves the store (`hoist serve`, `hoist lambda`): on SQLite it takes the
+    /// store for itself ([`super::owner`]), refusing if another process has it, and takes over the
+    /// jobs its predecessor had claimed at once. Commands that read or queue a job do not.
+    pub serve: bool,
 }
 
 #[derive(Clone)]
@@ -51,20 +55,38 @@ impl Store {
     /// Opens the store (creating an SQLite file if needed) and brings its schema up to date.
     pub async fn connect(options: &Options) -> Result<Self> {
         let upto = options.schema;
-        let setup: Work<()> = Box::new(move |c| Box::pin(migrate::run(c, upto)));
         let db = match sqlite_path(&options.url) {
             Some(path) => {
                 let fsync = options.fsync;
                 let path = path.to_owned();
+                let owner = match options.serve {
+                    true => Some(super::owner::own(std::path::Path::new(&path))?),
+                    false => None,
+                };
+                // Owning the store, no other process runs its jobs: what was running had a
+                // process that is gone.
+                let serve = owner.is_some();
+                let setup: Work<()> = Box::new(move |c| {
+                    Box::pin(async move {
+                        migrate::run(c, upto).await?;
+                        if serve {
+                            super::jobs::release_claims(c).await?;
+                        }
+                        Ok(())
+                    })
+                });
                 Backends::Sqlite(
                     tokio::task::spawn_blocking(move || {
-                        sqlite::Sqlite::open(std::path::Path::new(&path), fsync, setup)
+                        sqlite::Sqlite::open(std::path::Path::new(&path), fsync, setup, owner)
                     })
                     .await
                     .map_err(|e| StoreError::Failed(e.to_string()))??,
                 )
             }
-            None => Backends::Postgres(postgres::Postgres::connect(&options.url, setup).await?),
+            None => {
+                let setup: Work<()> = Box::new(move |c| Box::pin(migrate::run(c, upto)));
+                Backends::Postgres(postgres::Postgres::connect(&options.url, setup).await?)
+            }
         };
         let store = Self {
             db: Arc::new(db),

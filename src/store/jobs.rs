@@ -92,14 +92,38 @@ pub(super) async fn end_claim(c: &mut dyn Conn, job: &ClaimedJob, end: &End<'_>)
     Ok(held)
 }
 
+/// Lets every running job be claimed at once: the process that claimed them is gone (it held the
+/// store's lock, which this process now holds).
+pub(super) async fn release_claims(c: &mut dyn Conn) -> Result<()> {
+    let n = c
+        .execute(
+            "UPDATE jobs SET lease_until = $1 WHERE state = 'running'",
+            params![time(0)],
+        )
+        .await?;
+    if n > 0 {
+        tracing::info!(
+            jobs = n,
+            "took over the jobs a previous process had claimed"
+        );
+    }
+    Ok(())
+}
+
+/// Leases on PostgreSQL are the database server's time, not the replicas': `$1` is the lease in
+/// milliseconds. Replicas whose clocks differ by seconds still agree on when a lease ran out.
+pub(super) const PG_LEASE_UNTIL: &str =
+    "(statement_timestamp() + $1::bigint * interval '1 millisecond')";
+const PG_NOW: &str = "statement_timestamp()";
+
 /// A running job whose worker went silent (its lease expired) comes first, then the oldest due
 /// queued job. Either must be the first unfinished job of its lane, and no other job of the lane
 /// may be running (a later one runs while an earlier one, retried by hand, is queued again). The
 /// state test is written as the partial index `jobs_active_lane` states it, so that both backends
 /// see the index answers it. `{lock}` is PostgreSQL's row lock, empty on SQLite.
-const CLAIM: &str = "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, claimed_by = $2, updated_at = $3
+const CLAIM: &str = "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = {lease_until}, claimed_by = $2, updated_at = $3
      WHERE id = COALESCE(
-        (SELECT j.id FROM jobs j WHERE j.state = 'running' AND j.lease_until < $3 AND {free}
+        (SELECT j.id FROM jobs j WHERE j.state = 'running' AND j.lease_until < {now} AND {free}
          ORDER BY j.lease_until LIMIT 1 {lock}),
         (SELECT j.id FROM jobs j WHERE j.state = 'queued' AND j.run_at <= $3 AND {free}
          ORDER BY j.run_at, j.id LIMIT 1 {lock}))
@@ -141,14 +165,20 @@ pub(super) async fn claim(
             CLAIM
                 .replace("{free}", LANE_FREE)
                 .replace("{lock}", "FOR UPDATE SKIP LOCKED")
+                .replace("{lease_until}", PG_LEASE_UNTIL)
+                .replace("{now}", PG_NOW)
         );
         let rows = c
-            .query_fresh(&sql, params![time(now + lease_ms), worker, time(now)])
+            .query_fresh(&sql, params![lease_ms, worker, time(now)])
             .await?;
         return rows.first().map(|r| claimed_from(r, worker)).transpose();
     }
     // SQLite has no writes inside WITH: two statements in the writer's transaction.
-    let sql = CLAIM.replace("{free}", LANE_FREE).replace("{lock}", "");
+    let sql = CLAIM
+        .replace("{free}", LANE_FREE)
+        .replace("{lock}", "")
+        .replace("{lease_until}", "$1")
+        .replace("{now}", "$3");
     let Some(row) = c
         .query_opt(&sql, params![time(now + lease_ms), worker, time(now)])
         .await?

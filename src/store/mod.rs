@@ -16,6 +16,7 @@ mod history;
 mod ingest;
 mod jobs;
 mod migrate;
+mod owner;
 mod postgres;
 mod queue;
 mod records;

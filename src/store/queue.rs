@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use super::db::{params, time};
 use super::error::Result;
 use super::handle::Store;
-use super::jobs::{ClaimedJob, End, JOB_COLUMNS, claim, end_claim, job_from};
+use super::jobs::{ClaimedJob, End, JOB_COLUMNS, PG_LEASE_UNTIL, claim, end_claim, job_from};
 use super::records;
 use crate::core::plan::Changes;
 use crate::domain::{JobAttempt, JobId, JobRecord, JobState, Millis, ReleaseId, now_ms};
@@ -48,17 +48,23 @@ impl Store {
         self.write_alone(move |c| {
             let job = job.clone();
             Box::pin(async move {
-                let n = c
-                    .execute(
-                        "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND claimed_by = $3 AND attempts = $4 AND state = 'running'",
-                        params![
-                            time(now_ms() + lease_ms),
-                            job.id.0,
-                            job.worker.as_str(),
-                            job.attempt
-                        ],
+                let sql = "UPDATE jobs SET lease_until = {until} WHERE id = $2 AND claimed_by = $3 AND attempts = $4 AND state = 'running'";
+                let n = if c.is_postgres() {
+                    let sql = sql.replace("{until}", PG_LEASE_UNTIL);
+                    c.execute(
+                        &sql,
+                        params![lease_ms, job.id.0, job.worker.as_str(), job.attempt],
                     )
-                    .await?;
+                    .await?
+                } else {
+                    let sql = sql.replace("{until}", "$1");
+                    let until = time(now_ms() + lease_ms);
+                    c.execute(
+                        &sql,
+                        params![until, job.id.0, job.worker.as_str(), job.attempt],
+                    )
+                    .await?
+                };
                 Ok(n == 1)
             })
         })

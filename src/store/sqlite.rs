@@ -58,7 +58,13 @@ fn open(path: &Path, fsync: bool, flags: OpenFlags) -> Result<Connection> {
 impl Sqlite {
     /// Opens (creating) the file, runs `setup` on the writing connection first (migrations), and
     /// starts the writer thread.
-    pub fn open(path: &Path, fsync: bool, setup: Work<()>) -> Result<Self> {
+    /// `owner` is the store's lock, when this process serves it: held until the writer ends.
+    pub fn open(
+        path: &Path,
+        fsync: bool,
+        setup: Work<()>,
+        owner: Option<super::owner::Owner>,
+    ) -> Result<Self> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -67,7 +73,10 @@ impl Sqlite {
         let (writes, rx) = mpsc::channel(4 * MAX_BATCH);
         std::thread::Builder::new()
             .name("hoist-sqlite-writer".into())
-            .spawn(move || write_loop(&mut writer, rx))
+            .spawn(move || {
+                write_loop(&mut writer, rx);
+                drop(owner);
+            })
             .map_err(|e| StoreError::Failed(format!("cannot start the store's writer: {e}")))?;
         Ok(Self {
             writes,

@@ -188,6 +188,7 @@ async fn next_tag_releases_retry_and_replay() {
             fsync: false,
             max_attempts: 5,
             schema: None,
+            serve: false,
         })
         .await
         .unwrap();

@@ -188,11 +188,15 @@ async fn kill_9_with_releases_in_flight_loses_nothing_and_tags_nothing_twice() {
     assert_eq!(triggered, consecutive(10));
 }
 
+/// Two replicas on one PostgreSQL store. (On SQLite a second server refuses to start: below.)
 #[tokio::test]
 async fn two_replicas_share_the_work_and_one_killed_midway_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let sims = Sims::start().await;
-    let store = store_for(dir.path()).await;
+    let Some(store) = store_url().await else {
+        println!("skipped: two replicas need PostgreSQL (HOIST_TEST_PG)");
+        return;
+    };
     let (la, lb) = (
         format!("127.0.0.1:{}", free_port()),
         format!("127.0.0.1:{}", free_port()),
@@ -233,6 +237,95 @@ async fn two_replicas_share_the_work_and_one_killed_midway_loses_nothing() {
         triggers.len(),
         12,
         "each deploy triggered once: {triggers:?}"
+    );
+}
+
+/// SQLite is one process's: a second `hoist serve` on the file refuses to start, naming the
+/// first; commands that read keep working beside it. Killed with -9, the first leaves its jobs
+/// claimed for a minute (`lease_secs = 60`), yet the next one to start takes them over at once.
+#[tokio::test]
+async fn one_server_per_sqlite_file_and_a_restart_takes_over_at_once() {
+    if store_url().await.is_some() {
+        println!("skipped: SQLite only");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sims = Sims::start().await;
+    let db = dir.path().join("hoist.db");
+    let store = format!("sqlite://{}", db.display());
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = sims.config_toml(&listen, &store, 60);
+    let mut first = Hoist::start(dir.path(), "first", &config, &listen).await;
+
+    let other = format!("127.0.0.1:{}", free_port());
+    let path = dir.path().join("second.toml");
+    std::fs::write(&path, sims.config_toml(&other, &store, 60)).unwrap();
+    let second = crate::process::hoist_cmd(&path)
+        .arg("serve")
+        .output()
+        .expect("run a second hoist serve");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success(),
+        "a second server started: {stderr}"
+    );
+    let pid = first.child.id();
+    assert!(
+        stderr.contains(&format!("is in use by pid {pid}")) && stderr.contains("hoist"),
+        "{stderr}"
+    );
+    let read = crate::process::hoist_cmd(&path)
+        .args(["releases", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+
+    // Bitbucket answers slowly: tag jobs are mid-call when the process dies.
+    let _ci = sims.circleci(&first.url, Duration::from_millis(200));
+    sims.bitbucket
+        .faults()
+        .push(Fault::Delay(Duration::from_millis(400)), 40);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let c = sims.commit(&format!("c{i}"));
+        let (status, body) = first.assign(&sims, &format!("PAY-{i}"), &c).await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["release"].as_i64().unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    first.kill9();
+    let tagged_before = family_tags(&sims).len();
+    let after = Hoist::start(dir.path(), "after", &config, &listen).await;
+    let ready = Instant::now();
+    let moving = eventually(Duration::from_secs(30), async || {
+        family_tags(&sims).len() > tagged_before
+    })
+    .await;
+    let first_move = ready.elapsed();
+    assert!(moving, "nothing moved after the restart");
+    let moved = eventually(Duration::from_secs(30), async || {
+        let r = releases(&after).await;
+        ids.iter()
+            .all(|id| r.get(id).is_some_and(|(s, _)| s == "deployed"))
+    })
+    .await;
+    let took = ready.elapsed();
+    assert!(moved, "{:?}", releases(&after).await);
+    println!(
+        "restarted on SQLite ({tagged_before} of 3 tagged before the kill): the next tag {first_move:?} after /healthz, every release deployed {took:?} after"
+    );
+    assert!(
+        first_move < Duration::from_secs(20),
+        "waited out the 60 s lease: {first_move:?}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("after.log")).unwrap();
+    assert!(
+        log.contains("took over the jobs a previous process had claimed"),
+        "{log}"
     );
 }
 
@@ -317,6 +410,7 @@ fn options(url: String) -> hoist::store::Options {
         fsync: false,
         max_attempts: 5,
         schema: None,
+        serve: true,
     }
 }
 

@@ -36,6 +36,8 @@ async fn open(url: &str, schema: Option<i64>) -> Store {
         fsync: false,
         max_attempts: 5,
         schema,
+        // Several handles on one SQLite file stand for replicas here: none takes it over.
+        serve: false,
     })
     .await
     .unwrap()
