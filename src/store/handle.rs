@@ -176,6 +176,17 @@ impl Store {
         .await
     }
 
+    /// Runs statements on the writing connection (SQLite) or a connection (PostgreSQL), for tests
+    /// and tools: a `PRAGMA` that answers a row, say.
+    pub async fn run_script(&self, script: &str) -> Result<()> {
+        let script = script.to_string();
+        self.write(move |c| {
+            let script = script.clone();
+            Box::pin(async move { c.batch(&script).await })
+        })
+        .await
+    }
+
     /// The first column of a statement's first row as a number (a count), for tests and tools.
     pub async fn query_i64(&self, sql: &str) -> Result<i64> {
         let sql = sql.to_string();

@@ -42,6 +42,40 @@ impl Store {
         }
     }
 
+    /// Lets the jobs `worker` has claimed be claimed again at once, all but those in `running`: a
+    /// claim or a job's end whose answer was lost with its connection may have committed, and
+    /// this process is not running those jobs. Claims younger than a second are left alone: their
+    /// jobs may be on their way from the claim to running. Answers how many were let go.
+    pub async fn release_lost_claims(&self, worker: &str, running: Vec<JobId>) -> Result<u64> {
+        let worker = worker.to_string();
+        self.write(move |c| {
+            let (worker, running) = (worker.clone(), running.clone());
+            Box::pin(async move {
+                let held = c
+                    .query(
+                        "SELECT id FROM jobs WHERE claimed_by = $1 AND state = 'running' AND updated_at < $2",
+                        params![worker.as_str(), time(now_ms() - 1_000)],
+                    )
+                    .await?;
+                let mut let_go = 0;
+                for row in held {
+                    let id = JobId(row.i64("id")?);
+                    if running.contains(&id) {
+                        continue;
+                    }
+                    let_go += c
+                        .execute(
+                            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND claimed_by = $3 AND state = 'running'",
+                            params![time(0), id.0, worker.as_str()],
+                        )
+                        .await?;
+                }
+                Ok(let_go)
+            })
+        })
+        .await
+    }
+
     /// Extends a claimed job's lease; `false` if the claim was lost.
     pub async fn renew_lease(&self, job: &ClaimedJob, lease_ms: i64) -> Result<bool> {
         let job = job.clone();

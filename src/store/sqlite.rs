@@ -42,6 +42,26 @@ struct Readers {
     permits: Semaphore,
 }
 
+/// An error opening the store file, said so that the fix is plain.
+fn opening(path: &Path, e: StoreError) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    let code = match &e {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => f.code,
+        _ => return e,
+    };
+    let why = match code {
+        NotADatabase => {
+            "is not an SQLite database (store.url must name a Hoist store, or a file that does not exist yet)"
+        }
+        ReadOnly | CannotOpen | PermissionDenied => {
+            "cannot be opened for writing (Hoist writes the file and its -wal and -shm files beside it: the directory must be writable)"
+        }
+        DiskFull => "cannot grow: the disk is full",
+        _ => return e,
+    };
+    StoreError::Unavailable(format!("{} {why}", path.display()))
+}
+
 /// Opens a connection with Hoist's settings: WAL, `synchronous` NORMAL (durable against a crash of
 /// the process) or FULL (`fsync`: against power loss too).
 fn open(path: &Path, fsync: bool, flags: OpenFlags) -> Result<Connection> {
@@ -68,8 +88,8 @@ impl Sqlite {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut writer = open(path, fsync, flags)?;
-        run_ready(setup(&mut SqliteConn(&mut writer)))?;
+        let mut writer = open(path, fsync, flags).map_err(|e| opening(path, e))?;
+        run_ready(setup(&mut SqliteConn(&mut writer))).map_err(|e| opening(path, e))?;
         let (writes, rx) = mpsc::channel(4 * MAX_BATCH);
         std::thread::Builder::new()
             .name("hoist-sqlite-writer".into())

@@ -44,6 +44,14 @@ pub async fn run(ctx: &Context, job: &ClaimedJob, delivery_id: DeliveryId) -> St
             move |id| build::adopted(id, &adopt),
         )
         .await?;
+    // Built before Hoist recorded the tag it made (the tag job's end was lost with a connection,
+    // and the job runs again): handled once the tag is recorded, as a retry.
+    if release.tag.is_none() && release.status == crate::domain::ReleaseStatus::Received {
+        return Err(StepError::Store(crate::store::StoreError::Stale(format!(
+            "release {} has no tag recorded yet; its build {} is handled once it has",
+            release.id, found.tag
+        ))));
+    }
     // A build of the release's tag in a further environment: the promotion waiting for it.
     let deployments = if release.tag.as_ref() == Some(&found.tag) {
         Vec::new()

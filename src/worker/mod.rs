@@ -55,7 +55,12 @@ async fn run_claimed(ctx: &Context, job: ClaimedJob) -> Result<Ran, StoreError> 
         job.kind = job.spec.kind(),
         job.attempt = job.attempt
     );
-    async {
+    let id = job.id;
+    ctx.running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id);
+    let ended = async {
         let started = std::time::Instant::now();
         let result = tokio::select! {
             r = run_job(ctx, &job) => r,
@@ -73,8 +78,13 @@ async fn run_claimed(ctx: &Context, job: ClaimedJob) -> Result<Ran, StoreError> 
         }
     }
     .instrument(span)
-    .await?;
-    Ok(Ran::Job(job.id))
+    .await;
+    ctx.running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
+    ended?;
+    Ok(Ran::Job(id))
 }
 
 /// Renews the lease while a job runs; returns only if the lease was lost.
@@ -184,6 +194,35 @@ async fn gave_up(ctx: &Context, job: &ClaimedJob, error: &str) -> crate::core::p
     changes
 }
 
+/// After a claim or a job's end failed without an answer (a dropped connection), the claim may
+/// have been written: lets this process's claims of jobs it is not running go, so that they run
+/// again now rather than after their lease. Tries until the store answers, in the background.
+fn let_go_of_lost_claims(ctx: &Context) {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        for attempt in 0..20u32 {
+            // Past the second in which a claim just made may not be running yet.
+            tokio::time::sleep(Duration::from_millis(1_100 + 200 * u64::from(attempt))).await;
+            let running: Vec<_> = ctx
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .copied()
+                .collect();
+            match ctx.store.release_lost_claims(&ctx.id, running).await {
+                Ok(0) => return,
+                Ok(n) => {
+                    tracing::info!(jobs = n, "let go of claims lost with a connection");
+                    ctx.wake.notify_one();
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "could not yet let go of lost claims"),
+            }
+        }
+    });
+}
+
 /// Exponential backoff with jitter: base * 2^(attempt-1), capped, then a random point in its upper
 /// half; never sooner than the service's `Retry-After`.
 pub fn backoff_ms(c: &RetryConfig, attempt: i64, retry_after: Option<Duration>) -> i64 {
@@ -242,6 +281,7 @@ pub async fn run(ctx: Context, shutdown: tokio::sync::watch::Receiver<bool>) {
                         .await
                         .unwrap_or_else(|e| {
                             tracing::warn!(error = %e, "worker could not claim a job");
+                            let_go_of_lost_claims(&ctx);
                             None
                         });
                     match &job {
@@ -259,6 +299,7 @@ pub async fn run(ctx: Context, shutdown: tokio::sync::watch::Receiver<bool>) {
                     && let Err(e) = run_claimed(&ctx, job).await
                 {
                     tracing::warn!(error = %e, "worker could not record a job's end");
+                    let_go_of_lost_claims(&ctx);
                 }
             }
         });

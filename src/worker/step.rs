@@ -20,6 +20,8 @@ pub struct Context {
     pub wake: Arc<Notify>,
     /// Identifies this process as a job claimant.
     pub id: String,
+    /// The jobs this process runs now.
+    pub(super) running: Arc<std::sync::Mutex<std::collections::HashSet<crate::domain::JobId>>>,
 }
 
 impl Context {
@@ -30,6 +32,7 @@ impl Context {
             store,
             wake,
             id: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
+            running: Arc::default(),
         }
     }
 

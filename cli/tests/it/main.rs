@@ -8,6 +8,7 @@ mod cli;
 mod deploys;
 mod durability;
 mod exposure;
+mod faults;
 mod following;
 mod hostile;
 mod ingest;
