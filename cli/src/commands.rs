@@ -39,6 +39,11 @@ pub fn check_config(path: &Path) -> ExitCode {
     }
     match config {
         Ok(config) if problems.is_empty() => {
+            if config.circleci.token.is_none() {
+                println!(
+                    "note: [circleci] token is not set: a release whose CircleCI webhook never comes is not looked up in CircleCI's API (SPEC 16)"
+                );
+            }
             println!(
                 "{}: ok ({} project(s), {} environment(s))",
                 path.display(),

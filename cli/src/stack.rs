@@ -97,6 +97,11 @@ pub struct StackOptions {
     pub jira_write: bool,
     /// The Jira API token Hoist writes back with (Basic, with [`JIRA_USER`]).
     pub jira_api_token: String,
+    /// Hoist asks the simulated CircleCI API about builds whose webhook has not come in this
+    /// long (`[circleci] token` and `build_timeout_secs`); `None`: it does not.
+    pub circleci_api_after_secs: Option<u64>,
+    /// The CircleCI API token (`Circle-Token`).
+    pub circleci_token: String,
 }
 
 impl Default for StackOptions {
@@ -122,6 +127,8 @@ impl Default for StackOptions {
             slack_signing_secret: "slack-signing-secret-8c1d".into(),
             jira_write: false,
             jira_api_token: "jira-api-token-61b0".into(),
+            circleci_api_after_secs: None,
+            circleci_token: "circleci-api-token-2d9e".into(),
         }
     }
 }
@@ -156,6 +163,8 @@ pub struct Stack {
     pub jira: JiraSim,
     /// The Jira Cloud site Hoist writes back to (with `jira_write`).
     pub jira_cloud: JiraCloudSim,
+    /// CircleCI's API v2, listing the simulated CircleCI's builds.
+    pub circleci_api: hoist_sim::circleci::api::CircleCiApi,
     pub options: StackOptions,
     pub dir: tempfile::TempDir,
     /// Jobs the test expects to leave queued or failed (the teardown check skips them).
@@ -203,17 +212,22 @@ impl Stack {
                 timeout_secs: options.client_timeout_secs,
             };
         }
-        configure(&mut file);
-        let config = Config::from_file(&file)
-            .map_err(|problems| anyhow::anyhow!("stack configuration: {problems:?}"))?;
-        let hoist = Hoist::start(config).await?;
-
         let circleci = CircleCiSim::new(CircleCiSimConfig {
             delay: options.build_delay,
             shape: options.shape,
             include_tag: options.include_tag,
             ..circleci_config(&format!("{url}/hooks/circleci"), &options.circleci_secret)
         });
+        let circleci_api = circleci.serve_api(&options.circleci_token).await?;
+        if let Some(after) = options.circleci_api_after_secs {
+            file.circleci.base_url = circleci_api.base_url();
+            file.circleci.token = Some(SecretRef::Value(options.circleci_token.clone()));
+            file.circleci.build_timeout_secs = after;
+        }
+        configure(&mut file);
+        let config = Config::from_file(&file)
+            .map_err(|problems| anyhow::anyhow!("stack configuration: {problems:?}"))?;
+        let hoist = Hoist::start(config).await?;
         if options.auto_build {
             circleci.watch(bitbucket.subscribe());
         }
@@ -230,6 +244,7 @@ impl Stack {
             circleci,
             jira: JiraSim::new(),
             jira_cloud,
+            circleci_api,
             options,
             dir,
             leftovers: Default::default(),

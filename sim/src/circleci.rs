@@ -1,12 +1,14 @@
 //! A CircleCI simulator for its *outbound* project webhooks: it "builds" every tag pushed to the
 //! simulated Bitbucket and posts `job-completed` then `workflow-completed` to Hoist, signed with
-//! `circleci-signature: v1=<hex HMAC-SHA256>` exactly as CircleCI does.
+//! `circleci-signature: v1=<hex HMAC-SHA256>` exactly as CircleCI does. Every build is also a
+//! pipeline of its API v2 ([`api::CircleCiApi`]), whether its webhook was delivered or lost.
 
+pub mod api;
 mod payload;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -60,8 +62,31 @@ pub struct SentWebhook {
     pub body: String,
 }
 
-struct Shared {
+/// A build as the API lists it.
+pub(crate) struct Recorded {
+    id: String,
+    workflow_id: String,
+    job_id: String,
+    number: u64,
+    job_number: u64,
+    tag: Option<String>,
+    commit: String,
+    repo_url: String,
+    created_at: String,
+    updated_at: String,
+    stopped_at: Option<String>,
+    /// `running`, then the build's outcome.
+    status: String,
+}
+
+pub(crate) struct Shared {
     config: CircleCiSimConfig,
+    /// Every build, oldest first.
+    pipelines: Mutex<Vec<Recorded>>,
+    api_number: AtomicU64,
+    /// Whether builds' webhooks are sent (off: they are lost, as when Hoist is unreachable
+    /// longer than CircleCI tries, or the project's webhook is misconfigured).
+    deliver: AtomicBool,
     ids: ProjectIds,
     outcome: Mutex<String>,
     pipeline_number: AtomicU64,
@@ -101,6 +126,9 @@ impl CircleCiSim {
                     actor: new_id(),
                 },
                 outcome: Mutex::new("success".to_string()),
+                pipelines: Mutex::new(Vec::new()),
+                api_number: AtomicU64::new(0),
+                deliver: AtomicBool::new(true),
                 pipeline_number: AtomicU64::new(0),
                 job_number: AtomicU64::new(0),
                 sent: Mutex::new(Vec::new()),
@@ -120,8 +148,57 @@ impl CircleCiSim {
         *lock(&self.shared.outcome) = status.to_string();
     }
 
+    /// Serves this project's API v2 on loopback, wanting `token` in `Circle-Token`.
+    pub async fn serve_api(&self, token: &str) -> std::io::Result<api::CircleCiApi> {
+        api::CircleCiApi::start(self.shared.clone(), token.to_string()).await
+    }
+
+    /// Whether builds' webhooks are sent (`true` at first). Off, builds still happen and show
+    /// in the API: their webhooks are lost.
+    pub fn set_delivering(&self, on: bool) {
+        self.shared.deliver.store(on, Ordering::SeqCst);
+    }
+
+    /// A pipeline for a build of `tag` on `commit`, `running` until [`Self::end_build`].
+    fn start_build(&self, tag: Option<&str>, commit: &str) -> usize {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let id = || uuid::Uuid::new_v4().to_string();
+        let mut all = lock(&self.shared.pipelines);
+        let number = self.shared.api_number.fetch_add(1, Ordering::SeqCst) + 1;
+        all.push(Recorded {
+            id: id(),
+            workflow_id: id(),
+            job_id: id(),
+            number,
+            job_number: number,
+            tag: tag.map(str::to_string),
+            commit: commit.to_string(),
+            repo_url: self.shared.config.repo_url.clone(),
+            created_at: now.clone(),
+            updated_at: now,
+            stopped_at: None,
+            status: "running".into(),
+        });
+        all.len() - 1
+    }
+
+    fn end_build(&self, index: usize, status: &str) {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        if let Some(p) = lock(&self.shared.pipelines).get_mut(index) {
+            p.status = status.to_string();
+            p.updated_at = now.clone();
+            p.stopped_at = Some(now);
+        }
+    }
+
+    /// A finished build of `tag` whose webhook was lost: it shows in the API only.
+    pub fn record_build(&self, tag: Option<&str>, commit: &str, status: &str) {
+        let index = self.start_build(tag, commit);
+        self.end_build(index, status);
+    }
+
     /// Builds every tag of this project's repository announced on `tags`: after `delay`, sends
-    /// `job-completed` then `workflow-completed` to Hoist.
+    /// `job-completed` then `workflow-completed` to Hoist (unless delivering is off).
     pub fn watch(&self, mut tags: broadcast::Receiver<TagCreated>) -> tokio::task::JoinHandle<()> {
         let sim = self.clone();
         tokio::spawn(async move {
@@ -139,9 +216,14 @@ impl CircleCiSim {
                 }
                 let sim = sim.clone();
                 tokio::spawn(async move {
+                    let index = sim.start_build(Some(&tag.name), &tag.hash);
                     tokio::time::sleep(sim.shared.config.delay).await;
                     let status = lock(&sim.shared.outcome).clone();
-                    if let Err(error) = sim.send_build(Some(&tag.name), &tag.hash, &status).await {
+                    sim.end_build(index, &status);
+                    if !sim.shared.deliver.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if let Err(error) = sim.send_events(Some(&tag.name), &tag.hash, &status).await {
                         tracing::warn!(error = %format!("{error:#}"), tag = %tag.name, "CircleCI simulator could not deliver");
                     }
                 });
@@ -177,6 +259,16 @@ impl CircleCiSim {
 
     /// Builds now and sends both events; stops at the first delivery that fails to connect.
     pub async fn send_build(
+        &self,
+        tag: Option<&str>,
+        commit: &str,
+        status: &str,
+    ) -> anyhow::Result<Vec<SentWebhook>> {
+        self.record_build(tag, commit, status);
+        self.send_events(tag, commit, status).await
+    }
+
+    async fn send_events(
         &self,
         tag: Option<&str>,
         commit: &str,
@@ -233,6 +325,6 @@ impl CircleCiSim {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -6,6 +6,7 @@
 
 pub mod bitbucket;
 mod call;
+pub mod circleci;
 pub mod jira;
 pub mod slack;
 pub mod spinnaker;
@@ -20,6 +21,8 @@ pub struct Clients {
     gates: std::collections::HashMap<String, spinnaker::Gate>,
     /// Absent without `[slack]`: no notification is queued.
     pub slack: Option<slack::Slack>,
+    /// Absent without `[circleci] token`: missed webhooks are not looked for.
+    pub circleci: Option<circleci::CircleCi>,
     /// Absent unless `[jira]` has `base_url` and `auth`: nothing is written back.
     pub jira: Option<jira::Jira>,
     /// For answers to Slack clicks (their `response_url`), with or without `[slack]`.
@@ -42,6 +45,7 @@ impl Clients {
                 .collect(),
             slack: config.slack.as_ref().map(slack::Slack::new),
             jira: config.jira.write.as_ref().map(jira::Jira::new),
+            circleci: circleci::CircleCi::new(&config.circleci),
             http: call::http_client(std::time::Duration::from_secs(10)),
         }
     }

@@ -21,6 +21,9 @@ pub struct ConfigFile {
     pub slack: Option<SlackConfig>,
     #[serde(default)]
     pub jira: JiraConfig,
+    /// CircleCI's API, asked about builds whose webhook never came (SPEC 16).
+    #[serde(default)]
+    pub circleci: CircleCiConfig,
     #[serde(default)]
     pub sources: SourcesConfig,
     #[serde(default)]
@@ -180,6 +183,38 @@ pub struct JiraConfig {
     pub comment_on: Option<Vec<String>>,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CircleCiConfig {
+    #[serde(default = "default_circleci_api")]
+    pub base_url: String,
+    /// A personal API token (`Circle-Token`); without it missed webhooks are not looked for.
+    pub token: Option<SecretRef>,
+    /// How long after its tag a release waits for its build's webhook before Hoist asks.
+    #[serde(default = "default_build_timeout")]
+    pub build_timeout_secs: u64,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_circleci_api() -> String {
+    "https://circleci.com/api/v2".into()
+}
+
+fn default_build_timeout() -> u64 {
+    1800
+}
+
+impl Default for CircleCiConfig {
+    fn default() -> Self {
+        Self {
+            base_url: default_circleci_api(),
+            token: None,
+            build_timeout_secs: default_build_timeout(),
+            timeout_secs: default_timeout(),
+        }
+    }
 }
 
 impl Default for JiraConfig {

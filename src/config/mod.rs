@@ -71,6 +71,7 @@ pub struct Config {
     pub spinnaker: Spinnaker,
     pub slack: Option<Slack>,
     pub jira: Jira,
+    pub circleci: CircleCi,
     pub sources: Sources,
     pub worker: WorkerConfig,
     pub lambda: LambdaConfig,
@@ -102,6 +103,17 @@ pub struct Bitbucket {
 pub enum HttpAuth {
     Bearer(Secret),
     Basic { user: String, password: Secret },
+}
+
+/// `[circleci]`: its API, asked about builds whose webhook never came (SPEC 16).
+#[derive(Debug, Clone)]
+pub struct CircleCi {
+    /// Without a trailing `/`.
+    pub base_url: String,
+    /// `None`: missed webhooks are not looked for.
+    pub token: Option<Secret>,
+    pub build_timeout: Duration,
+    pub timeout: Duration,
 }
 
 /// `[jira]`: the site, and what Hoist writes back to its issues (SPEC 14).
@@ -545,6 +557,7 @@ fn build(f: &ConfigFile, p: &mut Problems) -> Option<Config> {
     let spinnaker = spinnaker(f.spinnaker.as_ref(), p);
     let slack = f.slack.as_ref().map(|s| slack(s, p));
     let jira = jira(&f.jira, p);
+    let circleci = circleci(&f.circleci, p);
     let sources = sources(&f.sources, p);
     if f.worker.concurrency == 0 {
         p.push("worker.concurrency", "must be at least 1");
@@ -573,6 +586,7 @@ fn build(f: &ConfigFile, p: &mut Problems) -> Option<Config> {
             None => None,
         },
         jira: jira?,
+        circleci: circleci?,
         sources: sources?,
         worker: f.worker.clone(),
         lambda: f.lambda.clone(),
@@ -642,6 +656,19 @@ fn auth(at: &str, a: &file::AuthConfig, p: &mut Problems) -> Option<HttpAuth> {
                 password,
             }),
     }
+}
+
+fn circleci(c: &file::CircleCiConfig, p: &mut Problems) -> Option<CircleCi> {
+    p.url("circleci.base_url", &c.base_url);
+    if c.build_timeout_secs == 0 {
+        p.push("circleci.build_timeout_secs", "must be at least 1");
+    }
+    Some(CircleCi {
+        base_url: c.base_url.trim_end_matches('/').to_string(),
+        token: p.secret_opt("circleci.token", c.token.as_ref())?,
+        build_timeout: Duration::from_secs(c.build_timeout_secs),
+        timeout: Duration::from_secs(c.timeout_secs),
+    })
 }
 
 fn jira(j: &file::JiraConfig, p: &mut Problems) -> Option<Jira> {

@@ -175,7 +175,8 @@ pub fn adopted(id: ReleaseId, found: &Found) -> Changes {
 /// A finished build of release `r`'s tag.
 #[derive(Debug, Clone)]
 pub struct Build<'a> {
-    pub delivery: DeliveryId,
+    /// The webhook's delivery; `None` for a build found through CircleCI's API (SPEC 16).
+    pub delivery: Option<DeliveryId>,
     pub status: &'a str,
     pub success: bool,
     pub url: Option<&'a str>,
@@ -195,7 +196,7 @@ pub fn decide(config: &Config, r: &Release, b: &Build) -> Changes {
             return super::promote::built(config, r, d, b.delivery, b.status, b.success, b.now);
         }
         // The release's tag in a further environment (a promotion's), built by CircleCI too.
-        return Changes::default().delivery(
+        return Changes::default().maybe_delivery(
             b.delivery,
             format!(
                 "build {} of {}, the release's tag in a further environment: nothing to do",
@@ -210,14 +211,14 @@ pub fn decide(config: &Config, r: &Release, b: &Build) -> Changes {
         _ => false,
     };
     if !open && r.status != ReleaseStatus::Failed {
-        return Changes::default().delivery(
+        return Changes::default().maybe_delivery(
             b.delivery,
             format!("release {} already {}: nothing more to do", r.id, r.status),
             Some(r.id),
         );
     }
     if r.status == ReleaseStatus::Failed {
-        return Changes::default().delivery(
+        return Changes::default().maybe_delivery(
             b.delivery,
             format!("release {} had failed: nothing deployed", r.id),
             Some(r.id),
@@ -233,7 +234,7 @@ pub fn decide(config: &Config, r: &Release, b: &Build) -> Changes {
                 success: b.success,
             },
         )
-        .delivery(
+        .maybe_delivery(
             b.delivery,
             format!("build {} for {}", b.status, b.tag),
             Some(r.id),
@@ -299,7 +300,7 @@ mod decisions {
 
     fn build(success: bool, tag: &TagName) -> Build<'_> {
         Build {
-            delivery: DeliveryId(7),
+            delivery: Some(DeliveryId(7)),
             status: if success { "success" } else { "failed" },
             success,
             url: Some("https://circleci.example/1"),

@@ -25,6 +25,7 @@ fn step(spec: &JobSpec) -> Option<&'static str> {
         | JobSpec::JiraComment { .. }
         | JobSpec::JiraTransition { .. }
         | JobSpec::PromoteOnStatus { .. }
+        | JobSpec::ReconcileBuild { .. }
         | JobSpec::Notify { .. } => None,
     }
 }
@@ -49,6 +50,18 @@ pub fn give_up(config: &Config, spec: &JobSpec, error: &str, attempts: i64) -> C
                 *release_id,
                 &format!("{what} was not made ({attempts} attempt(s)): {error}"),
             );
+        }
+        JobSpec::ReconcileBuild { release_id } => {
+            let text = format!(
+                "could not ask CircleCI's API about the build ({attempts} attempt(s)): {error}"
+            );
+            return Changes::default()
+                .event(*release_id, "build_check_failed", text.clone())
+                .maybe_job(notify_job(
+                    config,
+                    *release_id,
+                    NotifyEvent::Warning { text },
+                ));
         }
         JobSpec::Promote { release_id, env } => {
             let step = format!("promotion into {env}");

@@ -157,6 +157,8 @@ pub enum JobSpec {
     },
     /// Move the release's Jira issue by `env`'s `jira_transition`, once deployed there.
     JiraTransition { release_id: ReleaseId, env: EnvName },
+    /// Ask CircleCI's API about a release's build, whose webhook has not come (SPEC 16).
+    ReconcileBuild { release_id: ReleaseId },
     /// A Jira issue moved to `status`: promote its release into the environments that promote on
     /// that status, in the name of `by`.
     PromoteOnStatus {
@@ -181,6 +183,7 @@ impl JobSpec {
             Self::JiraComment { .. } => "jira_comment",
             Self::JiraTransition { .. } => "jira_transition",
             Self::PromoteOnStatus { .. } => "promote_on_status",
+            Self::ReconcileBuild { .. } => "reconcile_build",
         }
     }
 
@@ -193,6 +196,7 @@ impl JobSpec {
             | Self::ConsiderPromotion { release_id, .. }
             | Self::JiraComment { release_id, .. }
             | Self::JiraTransition { release_id, .. }
+            | Self::ReconcileBuild { release_id }
             | Self::Notify { release_id, .. } => Some(*release_id),
             Self::HandleBuild { .. }
             | Self::FollowDeploy { .. }
@@ -222,6 +226,8 @@ pub enum Lane {
     Jira(ReleaseId),
     /// One Jira status change's promotions.
     Status(String),
+    /// The looks at one release's build in CircleCI's API.
+    Reconcile(ReleaseId),
 }
 
 impl fmt::Display for Lane {
@@ -236,6 +242,7 @@ impl fmt::Display for Lane {
             Self::Respond(key) => write!(f, "respond:{key}"),
             Self::Jira(release) => write!(f, "jira:{release}"),
             Self::Status(key) => write!(f, "status:{key}"),
+            Self::Reconcile(release) => write!(f, "reconcile:{release}"),
         }
     }
 }
@@ -338,6 +345,15 @@ impl Job {
             },
             lane: Lane::Jira(release_id),
             run_at: None,
+        }
+    }
+
+    /// A look at release `release_id`'s build in CircleCI's API, at `at`.
+    pub fn reconcile(release_id: ReleaseId, at: Millis) -> Self {
+        Self {
+            spec: JobSpec::ReconcileBuild { release_id },
+            lane: Lane::Reconcile(release_id),
+            run_at: Some(at),
         }
     }
 

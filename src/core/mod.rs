@@ -17,6 +17,7 @@ pub mod notify;
 pub mod onward;
 pub mod plan;
 pub mod promote;
+pub mod reconcile;
 pub mod tag;
 #[cfg(test)]
 mod testing;

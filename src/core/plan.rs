@@ -275,6 +275,20 @@ impl Changes {
         });
         self
     }
+
+    /// [`Changes::delivery`] when there is a delivery (a build found through CircleCI's API,
+    /// not its webhook, has none).
+    pub fn maybe_delivery(
+        self,
+        delivery: Option<DeliveryId>,
+        outcome: String,
+        release: Option<ReleaseId>,
+    ) -> Self {
+        match delivery {
+            Some(d) => self.delivery(d, outcome, release),
+            None => self,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -457,12 +457,12 @@ pub fn built(
     config: &crate::config::Config,
     r: &Release,
     d: &Deployment,
-    delivery: crate::domain::DeliveryId,
+    delivery: Option<crate::domain::DeliveryId>,
     status: &str,
     success: bool,
     now: Millis,
 ) -> Changes {
-    let changes = Changes::default().delivery(
+    let changes = Changes::default().maybe_delivery(
         delivery,
         format!("build {status} for {}, promotion into {}", d.tag, d.env),
         Some(r.id),
@@ -815,7 +815,7 @@ mod tests {
             &config,
             &r,
             &d,
-            crate::domain::DeliveryId(3),
+            Some(crate::domain::DeliveryId(3)),
             "success",
             true,
             WEDNESDAY,
@@ -830,7 +830,7 @@ mod tests {
             &config,
             &r,
             &d,
-            crate::domain::DeliveryId(3),
+            Some(crate::domain::DeliveryId(3)),
             "failed",
             false,
             WEDNESDAY,

@@ -156,6 +156,7 @@ pub fn tagged(
     tag: &Reuse,
     reused: bool,
     step_ms: i64,
+    now: crate::domain::Millis,
 ) -> Changes {
     let msg = if reused {
         format!(
@@ -191,6 +192,7 @@ pub fn tagged(
         )
         .event(r.id, "tagged", msg)
         .maybe_job(notify_job(config, r.id, event))
+        .maybe_job(super::reconcile::first_look(config, r.id, now))
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ pub async fn run(ctx: &Context, job: &ClaimedJob, delivery_id: DeliveryId) -> St
         &ctx.config,
         &release,
         &Build {
-            delivery: d.id,
+            delivery: Some(d.id),
             status: &status,
             success,
             url: ev.build_url.as_deref(),

@@ -11,6 +11,7 @@ mod follow;
 mod jira;
 mod notify;
 mod promote;
+mod reconcile;
 mod step;
 mod tag;
 
@@ -130,6 +131,7 @@ async fn run_job(ctx: &Context, job: &ClaimedJob) -> StepResult {
         JobSpec::JiraTransition { release_id, env } => {
             jira::transition(ctx, job, *release_id, env).await
         }
+        JobSpec::ReconcileBuild { release_id } => reconcile::run(ctx, job, *release_id).await,
         JobSpec::PromoteOnStatus { issue, status, by } => {
             promote::on_status(ctx, job, issue, status, by).await
         }

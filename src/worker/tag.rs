@@ -132,7 +132,7 @@ async fn record(
     reused: bool,
 ) -> StepResult {
     let step_ms = now_ms() - r.received_at;
-    let changes = tag::tagged(&ctx.config, r, full, tag, reused, step_ms);
+    let changes = tag::tagged(&ctx.config, r, full, tag, reused, step_ms, now_ms());
     let outcome = if reused { "tag reused" } else { "tag created" };
     finish(ctx, job, outcome, changes).await?;
     tracing::info!(release.id = r.id.0, tag = %tag.name, reused, "release tagged");

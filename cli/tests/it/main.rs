@@ -13,6 +13,7 @@ mod following;
 mod hostile;
 mod ingest;
 mod limits;
+mod missed;
 mod process;
 mod promotion;
 mod pushes;

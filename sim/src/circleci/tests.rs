@@ -230,3 +230,129 @@ async fn an_unreachable_hoist_is_an_error() {
     );
     assert!(sim.sent().is_empty());
 }
+
+/// The keys of every object in `v`, recursively, as `path.key`.
+fn key_paths(v: &Value, at: &str, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, child) in o {
+                let path = format!("{at}.{k}");
+                out.insert(path.clone());
+                key_paths(child, &path, out);
+            }
+        }
+        Value::Array(a) => {
+            for child in a {
+                key_paths(child, at, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_api_lists_builds_delivered_or_lost_in_circlecis_shapes() {
+    let (url, received) = receiver().await;
+    let sim = CircleCiSim::new(config(url, PayloadShape::Vcs, false));
+    let api = sim.serve_api("token-1").await.unwrap();
+    sim.send_build(Some("stg1.0.0"), &random_hash(), "success")
+        .await
+        .unwrap();
+    sim.set_delivering(false);
+    for i in 0..24 {
+        sim.record_build(Some(&format!("stg1.0.{}", i + 1)), &random_hash(), "failed");
+    }
+    assert_eq!(
+        received.lock().unwrap().len(),
+        2,
+        "lost builds send nothing"
+    );
+
+    let client = reqwest::Client::new();
+    let get = |path: String, token: &'static str| {
+        let client = client.clone();
+        async move {
+            let resp = client
+                .get(path)
+                .header("Circle-Token", token)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let base = api.base_url();
+    let (status, body) = get(
+        format!("{base}/project/bitbucket/acme/payments-api/pipeline"),
+        "nope",
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (401, Some("You must log in first."))
+    );
+
+    let (status, first) = get(
+        format!("{base}/project/bitbucket/acme/payments-api/pipeline"),
+        "token-1",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let items = first["items"].as_array().unwrap();
+    assert_eq!(items.len(), 20);
+    assert_eq!(items[0]["vcs"]["tag"], "stg1.0.24", "newest first");
+    let next = first["next_page_token"].as_str().unwrap();
+    let (_, second) = get(
+        format!("{base}/project/bitbucket/acme/payments-api/pipeline?page-token={next}"),
+        "token-1",
+    )
+    .await;
+    let rest = second["items"].as_array().unwrap();
+    assert_eq!(rest.len(), 5);
+    assert!(second["next_page_token"].is_null());
+    let oldest = &rest[4];
+    assert_eq!(oldest["vcs"]["tag"], "stg1.0.0");
+
+    let (_, workflows) = get(
+        format!(
+            "{base}/pipeline/{}/workflow",
+            oldest["id"].as_str().unwrap()
+        ),
+        "token-1",
+    )
+    .await;
+    let wf = &workflows["items"][0];
+    assert_eq!(
+        (wf["name"].as_str(), wf["status"].as_str()),
+        (Some("build-and-deploy"), Some("success"))
+    );
+    let (_, jobs) = get(
+        format!("{base}/workflow/{}/job", wf["id"].as_str().unwrap()),
+        "token-1",
+    )
+    .await;
+    assert_eq!(jobs["items"][0]["name"], "build");
+
+    // Every key the sim answers is one CircleCI's documented examples have.
+    for (answer, fixture) in [
+        (
+            &first,
+            include_str!("../../../fixtures/circleci-api-pipelines.json"),
+        ),
+        (
+            &workflows,
+            include_str!("../../../fixtures/circleci-api-workflows.json"),
+        ),
+        (
+            &jobs,
+            include_str!("../../../fixtures/circleci-api-jobs.json"),
+        ),
+    ] {
+        let fixture: Value = serde_json::from_str(fixture).unwrap();
+        let (mut ours, mut theirs) = (Default::default(), Default::default());
+        key_paths(answer, "", &mut ours);
+        key_paths(&fixture, "", &mut theirs);
+        let extra: Vec<_> = ours.difference(&theirs).collect();
+        assert!(extra.is_empty(), "keys CircleCI does not send: {extra:?}");
+    }
+}
