@@ -23,6 +23,7 @@ mod follow;
 mod load;
 mod report;
 mod scm;
+mod soak;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,6 +106,23 @@ enum Cmd {
     },
     /// Print the results table.
     Report { results: PathBuf },
+    /// The chaos soak (scripts/soak.sh): releases through stg, qa and prod while processes are
+    /// killed and services fail; fails if anything was lost or happened twice.
+    Soak {
+        /// The `hoist` binary to run as `hoist serve`.
+        #[arg(long)]
+        hoist: PathBuf,
+        /// PostgreSQL server (two replicas on a fresh database) instead of SQLite (one process).
+        #[arg(long)]
+        pg: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        releases: usize,
+        /// Seconds of chaos.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -149,6 +167,19 @@ fn main() -> ExitCode {
             pg_delay_us,
         } => scm::run(quick, pg, pg_delay_us.map(Duration::from_micros)),
         Cmd::Report { results } => report::report(&results),
+        Cmd::Soak {
+            hoist,
+            pg,
+            releases,
+            seconds,
+            seed,
+        } => soak::run(soak::Options {
+            hoist,
+            pg,
+            releases,
+            chaos: Duration::from_secs(seconds),
+            seed,
+        }),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
