@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hoist's benchmark (SPEC 10, issue 7), one command: ingest against a bare axum handler and
 # adnanh/webhook in the same run, SCM calls per release, Hoist's own time per step, memory and
-# start, on SQLite and on PostgreSQL. Prints numbers and the targets beside them; never fails on
+# start, recovery after a kill -9, on SQLite and on PostgreSQL. Prints numbers and the targets beside them; never fails on
 # a slow number, only when the harness itself breaks. docs/PERFORMANCE.md explains every number.
 #
 # Usage: scripts/bench.sh [--quick] [--sqlite-only]
@@ -329,6 +329,16 @@ HOIST_LOG=${HOIST_LOG:-warn} "$BENCH" scm "${scm_args[@]}" >"$WORK/scm.txt" 2>"$
 grep -v '^RESULT' "$WORK/scm.txt"
 grep '^RESULT' "$WORK/scm.txt" | cut -d' ' -f2- >>"$RESULTS"
 [ -n "$(value scm.sqlite.100.steady_max)" ] || fail "the SCM bench printed no result"
+
+# ---- recovery after a kill -9 --------------------------------------------------------------------
+say "recovery: SQLite restarted at once, a PostgreSQL replica's lane taken over (hoist-bench recover)"
+if [ "$MODE" = quick ]; then rounds=1; else rounds=3; fi
+recover_args=(--hoist "$HOIST" --rounds "$rounds")
+[[ " $BACKENDS " == *" postgres "* ]] && recover_args+=(--pg "$PG_BASE")
+"$BENCH" recover "${recover_args[@]}" >"$WORK/recover.txt" 2>"$WORK/recover.err" \
+  || { cat "$WORK/recover.txt"; tail -n 30 "$WORK/recover.err" >&2; fail "the recovery bench failed"; }
+grep -v '^RESULT' "$WORK/recover.txt"
+grep '^RESULT' "$WORK/recover.txt" | cut -d' ' -f2- >>"$RESULTS"
 
 result machine.loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "${#WARNINGS[@]}" -gt 0 ]; then result warnings "$(IFS=';'; echo "${WARNINGS[*]}")"; fi

@@ -15,12 +15,15 @@
 //! - `scm`: SCM calls per release, Hoist's own time per step, and Gate calls and own time of
 //!   deploy following, and the own time of a promotion from a signed Slack click, on
 //!   `hoist_cli::stack::Stack`.
+//! - `recover`: how soon releases move again after a kill -9 (SQLite restart, PostgreSQL
+//!   replica takeover), with real `hoist serve` processes.
 //! - `report`: prints the final table from the `key value` lines the harness collected.
 
 mod click;
 mod delay;
 mod follow;
 mod load;
+mod recover;
 mod report;
 mod scm;
 mod soak;
@@ -106,6 +109,18 @@ enum Cmd {
     },
     /// Print the results table.
     Report { results: PathBuf },
+    /// Recovery figures: a killed SQLite process restarted at once, a killed PostgreSQL replica's
+    /// lane taken over by the other (Hoist's default lease).
+    Recover {
+        /// The `hoist` binary to run as `hoist serve`.
+        #[arg(long)]
+        hoist: PathBuf,
+        /// Also two replicas on a fresh database of this PostgreSQL server.
+        #[arg(long)]
+        pg: Option<String>,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// The chaos soak (scripts/soak.sh): releases through stg, qa and prod while processes are
     /// killed and services fail; fails if anything was lost or happened twice.
     Soak {
@@ -167,6 +182,7 @@ fn main() -> ExitCode {
             pg_delay_us,
         } => scm::run(quick, pg, pg_delay_us.map(Duration::from_micros)),
         Cmd::Report { results } => report::report(&results),
+        Cmd::Recover { hoist, pg, rounds } => recover::run(recover::Options { hoist, pg, rounds }),
         Cmd::Soak {
             hoist,
             pg,

@@ -288,6 +288,47 @@ pub fn report(path: &std::path::Path) -> anyhow::Result<()> {
         }
     }
 
+    if r.0.contains_key("recover.sqlite.rounds") {
+        println!();
+        println!(
+            "Recovery after kill -9 (real `hoist serve` processes, default lease 20 s; target: moving within 2 s of /healthz, a dead replica's lane within the lease)"
+        );
+        let p50_max = |key: &str| match (
+            r.num(&format!("{key}_p50_ms")),
+            r.num(&format!("{key}_max_ms")),
+        ) {
+            (Some(p), Some(m)) => format!("{p:.0} / {m:.0} ms"),
+            _ => "-".into(),
+        };
+        println!("{:<64} {:>7} {:>18}", "", "rounds", "p50 / max");
+        for (label, rounds, key) in [
+            (
+                "SQLite: spawn -> /healthz",
+                "recover.sqlite.rounds",
+                "recover.sqlite.ready",
+            ),
+            (
+                "SQLite: /healthz -> next tag (3 Bitbucket calls of 400 ms)",
+                "recover.sqlite.rounds",
+                "recover.sqlite.next_tag",
+            ),
+            (
+                "SQLite: /healthz -> every release deployed in stg",
+                "recover.sqlite.rounds",
+                "recover.sqlite.deployed",
+            ),
+            (
+                "PostgreSQL: replica killed -> the other makes its tag",
+                "recover.postgres.rounds",
+                "recover.postgres.takeover",
+            ),
+        ] {
+            if let Some(n) = r.text(rounds) {
+                println!("{label:<64} {n:>7} {:>18}", p50_max(key));
+            }
+        }
+    }
+
     println!();
     println!(
         "Memory and start (hoist serve; start = spawn to the first 200 from /healthz; first = on a new store, migrations included)"

@@ -21,7 +21,7 @@ use hoist_sim::spinnaker::{GateSim, Outcome};
 use serde_json::Value;
 
 const WORKSPACE: &str = "acme";
-const REPO: &str = "payments-api";
+pub(crate) const REPO: &str = "payments-api";
 const SLUG: &str = "bitbucket/acme/payments-api";
 const APPROVER: &str = "U0PRODLEAD";
 const BITBUCKET_TOKEN: &str = "soak-bitbucket-token";
@@ -77,26 +77,61 @@ impl Dice {
     }
 }
 
-struct Sims {
-    bitbucket: BitbucketSim,
-    gate: GateSim,
-    slack: SlackSim,
-    jira: JiraCloudSim,
-    circleci: CircleCiSim,
-    circleci_api: hoist_sim::circleci::api::CircleCiApi,
+pub(crate) struct Sims {
+    pub(crate) bitbucket: BitbucketSim,
+    pub(crate) gate: GateSim,
+    pub(crate) slack: SlackSim,
+    pub(crate) jira: JiraCloudSim,
+    pub(crate) circleci: CircleCiSim,
+    pub(crate) circleci_api: hoist_sim::circleci::api::CircleCiApi,
+}
+
+impl Sims {
+    /// Every vendor on loopback: Gate's deploys succeed after 300 ms, CircleCI builds every tag
+    /// pushed to Bitbucket and sends its webhook to `hoist` (the first replica).
+    pub(crate) async fn start(hoist: &str) -> anyhow::Result<Sims> {
+        let bitbucket =
+            BitbucketSim::start(WORKSPACE, SimAuth::Bearer(BITBUCKET_TOKEN.into())).await?;
+        bitbucket.add_repo(REPO);
+        let gate = GateSim::start().await?;
+        gate.set_default_outcome(Outcome::Succeed {
+            pipelines: vec!["deploy".into()],
+            after: Duration::from_millis(300),
+        });
+        let slack = SlackSim::start(Some(SLACK_TOKEN.into())).await?;
+        let jira = JiraCloudSim::start(JiraAuth::Basic {
+            user: "hoist@acme.example".into(),
+            token: JIRA_API_TOKEN.into(),
+        })
+        .await?;
+        let circleci = CircleCiSim::new(CircleCiSimConfig {
+            delay: Duration::from_millis(200),
+            ..hoist_cli::stack::circleci_config(&format!("{hoist}/hooks/circleci"), CIRCLECI_SECRET)
+        });
+        let circleci_api = circleci.serve_api(CIRCLECI_TOKEN).await?;
+        circleci.watch(bitbucket.subscribe());
+        Ok(Sims {
+            bitbucket,
+            gate,
+            slack,
+            jira,
+            circleci,
+            circleci_api,
+        })
+    }
 }
 
 /// One `hoist serve` process.
-struct Replica {
-    name: String,
-    config: PathBuf,
-    log: PathBuf,
-    url: String,
-    child: Option<Child>,
+pub(crate) struct Replica {
+    pub(crate) name: String,
+    pub(crate) config: PathBuf,
+    pub(crate) log: PathBuf,
+    pub(crate) url: String,
+    pub(crate) child: Option<Child>,
 }
 
 impl Replica {
-    fn start(&mut self, hoist: &Path) -> anyhow::Result<()> {
+    pub(crate) fn start(&mut self, hoist: &Path) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -117,7 +152,7 @@ impl Replica {
         Ok(())
     }
 
-    async fn ready(&self, client: &reqwest::Client) -> anyhow::Result<()> {
+    pub(crate) async fn ready(&self, client: &reqwest::Client) -> anyhow::Result<()> {
         let start = Instant::now();
         loop {
             if let Ok(r) = client.get(format!("{}/healthz", self.url)).send().await
@@ -132,14 +167,14 @@ impl Replica {
         }
     }
 
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         self.child.is_some()
     }
 }
@@ -150,19 +185,28 @@ impl Drop for Replica {
     }
 }
 
-fn tail(path: &Path) -> String {
+pub(crate) fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
-fn config_toml(sims: &Sims, listen: &str, store: &str, lease_secs: u64) -> String {
+/// A replica's configuration; `lease_secs` None: Hoist's default lease.
+pub(crate) fn config_toml(
+    sims: &Sims,
+    listen: &str,
+    store: &str,
+    lease_secs: Option<u64>,
+) -> String {
+    let lease = lease_secs
+        .map(|s| format!("lease_secs = {s}"))
+        .unwrap_or_default();
     format!(
         r#"
 [server]
@@ -204,7 +248,7 @@ secret = {{ env = "SOAK_CIRCLECI_SECRET" }}
 signing_secret = {{ env = "SOAK_SLACK_SIGNING" }}
 [worker]
 concurrency = 4
-lease_secs = {lease_secs}
+{lease}
 poll_ms = 100
 retry = {{ base_ms = 100, max_delay_ms = 1000, max_attempts = 1000 }}
 
@@ -271,13 +315,13 @@ async fn soak(o: Options) -> anyhow::Result<()> {
     result
 }
 
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("hoist-soak-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
 
-async fn admin(base: &str, sql: &str) -> anyhow::Result<()> {
+pub(crate) async fn admin(base: &str, sql: &str) -> anyhow::Result<()> {
     let url = format!("{}/postgres", base.trim_end_matches('/'));
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
     let task = tokio::spawn(conn);
@@ -288,19 +332,6 @@ async fn admin(base: &str, sql: &str) -> anyhow::Result<()> {
 }
 
 async fn soak_on(o: &Options, dir: &Path, backend: &str, store: &str) -> anyhow::Result<()> {
-    let bitbucket = BitbucketSim::start(WORKSPACE, SimAuth::Bearer(BITBUCKET_TOKEN.into())).await?;
-    bitbucket.add_repo(REPO);
-    let gate = GateSim::start().await?;
-    gate.set_default_outcome(Outcome::Succeed {
-        pipelines: vec!["deploy".into()],
-        after: Duration::from_millis(300),
-    });
-    let slack = SlackSim::start(Some(SLACK_TOKEN.into())).await?;
-    let jira = JiraCloudSim::start(JiraAuth::Basic {
-        user: "hoist@acme.example".into(),
-        token: JIRA_API_TOKEN.into(),
-    })
-    .await?;
     let replicas_n = if o.pg.is_some() { 2 } else { 1 };
     let ports: Vec<u16> = (0..replicas_n)
         .map(|_| free_port())
@@ -309,25 +340,12 @@ async fn soak_on(o: &Options, dir: &Path, backend: &str, store: &str) -> anyhow:
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
-    let circleci = CircleCiSim::new(CircleCiSimConfig {
-        delay: Duration::from_millis(200),
-        ..hoist_cli::stack::circleci_config(&format!("{}/hooks/circleci", urls[0]), CIRCLECI_SECRET)
-    });
-    let circleci_api = circleci.serve_api(CIRCLECI_TOKEN).await?;
-    circleci.watch(bitbucket.subscribe());
-    let sims = Sims {
-        bitbucket,
-        gate,
-        slack,
-        jira,
-        circleci,
-        circleci_api,
-    };
+    let sims = Sims::start(&urls[0]).await?;
     let mut replicas: Vec<Replica> = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         let listen = format!("127.0.0.1:{port}");
         let config = dir.join(format!("r{i}.toml"));
-        std::fs::write(&config, config_toml(&sims, &listen, store, 3))?;
+        std::fs::write(&config, config_toml(&sims, &listen, store, Some(3)))?;
         let mut r = Replica {
             name: format!("replica {i}"),
             config,
@@ -470,7 +488,7 @@ async fn soak_on(o: &Options, dir: &Path, backend: &str, store: &str) -> anyhow:
     Ok(())
 }
 
-async fn send_ticket(
+pub(crate) async fn send_ticket(
     jira: &JiraSim,
     replicas: &[Replica],
     issue: &str,
