@@ -40,6 +40,7 @@ pub fn summary(r: &Release) -> Value {
         "build_status": r.build_status, "build_url": r.build_url, "deploy_event_id": r.deploy_event_id,
         "error": r.error,
         "received_at": rfc3339(r.received_at), "commit_verified_at": r.commit_verified_at.map(rfc3339),
+        "committed_at": r.committed_at.map(rfc3339),
         "tagged_at": r.tagged_at.map(rfc3339), "built_at": r.built_at.map(rfc3339),
         "deploy_triggered_at": r.deploy_triggered_at.map(rfc3339),
         "deploy_started_at": r.deploy_started_at.map(rfc3339), "deployed_at": r.deployed_at.map(rfc3339),

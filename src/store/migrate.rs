@@ -26,6 +26,7 @@ const SQLITE: &[Migration] = migrations!("sqlite":
     6 "0006_open_release_flag",
     7 "0007_deploy_tracking",
     8 "0008_promotion",
+    9 "0009_insight",
 );
 
 const POSTGRES: &[Migration] = migrations!("postgres":
@@ -37,6 +38,7 @@ const POSTGRES: &[Migration] = migrations!("postgres":
     6 "0006_native_types",
     7 "0007_deploy_tracking",
     8 "0008_promotion",
+    9 "0009_insight",
 );
 
 fn list(backend: Backend) -> &'static [Migration] {
