@@ -10,6 +10,7 @@ pub mod limits;
 mod request;
 mod server;
 mod slack;
+mod stats;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
@@ -31,6 +32,7 @@ pub fn router(ctx: Context) -> Router {
         .route("/hooks/slack", post(slack::hook))
         .route("/api/releases", get(api::releases))
         .route("/api/releases/{id}", get(api::release))
+        .route("/api/stats", get(stats::stats))
         .route("/api/jobs/{id}/retry", post(api::retry_job))
         .route("/api/releases/{id}/promote", post(api::promote))
         .route("/api/releases/{id}/approve", post(api::approve))

@@ -12,6 +12,7 @@ mod faults;
 mod following;
 mod hostile;
 mod ingest;
+mod insight;
 mod limits;
 mod missed;
 mod process;
