@@ -4,6 +4,8 @@
 //! one place, for `GET /api/stats`, `hoist stats` and the dashboard alike.
 //!
 //! Definitions (README "DORA figures" says the same for people):
+//! - Only deployments whose trigger Gate accepted count: a promotion called off, one whose tag's
+//!   build failed, a trigger never sent or refused end `failed` too, but changed nothing.
 //! - A deployment *ends* when it reaches `deployed` or `failed`, at its `finished_at` (Gate's end
 //!   time). Those that ended `not_started` or `timed_out` changed nothing Hoist can vouch for and
 //!   count in no figure; [`Figures::inconclusive`] says how many there were.

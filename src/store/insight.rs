@@ -10,7 +10,9 @@ use crate::core::dora::{self, Day, Ended, Figures};
 use crate::domain::{DeploymentKind, DeploymentStatus, EnvName, Millis, ProjectName};
 
 /// The deployments of `project`'s `env` that ended between `since` and `until` (both included),
-/// in the order they ended.
+/// in the order they ended, among those whose trigger Gate accepted: a promotion called off, one
+/// whose build failed or a trigger never sent or refused also end `failed`, but changed nothing
+/// in the environment.
 pub(super) async fn ended(
     c: &mut dyn Conn,
     project: &str,
@@ -22,6 +24,7 @@ pub(super) async fn ended(
         "SELECT d.kind, d.status, d.finished_at, r.received_at, r.committed_at
          FROM deployments d JOIN releases r ON r.id = d.release_id
          WHERE d.project = $1 AND d.env = $2 AND d.finished_at >= $3 AND d.finished_at <= $4
+             AND d.triggered_at IS NOT NULL
          ORDER BY d.finished_at, d.id",
         params![project, env, time(since), time(until)],
     )
