@@ -3,15 +3,17 @@
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::call::{CallError, authed, http_client, status_error};
+use super::call::{CallError, authed, http_client, send, status_error};
 use crate::config::{self, HttpAuth};
 use crate::domain::{CommitSha, FoundCommit, RepoTag};
+use crate::metrics::{Metrics, Service};
 
 const SERVICE: &str = "Bitbucket";
 
 #[derive(Clone)]
 pub struct Bitbucket {
     http: reqwest::Client,
+    metrics: Metrics,
     base: String,
     workspace: String,
     auth: HttpAuth,
@@ -69,9 +71,10 @@ struct ErrorDetail {
 }
 
 impl Bitbucket {
-    pub fn new(c: &config::Bitbucket) -> Self {
+    pub fn new(c: &config::Bitbucket, metrics: &Metrics) -> Self {
         Self {
             http: http_client(c.timeout),
+            metrics: metrics.clone(),
             base: c.base_url.trim_end_matches('/').to_string(),
             workspace: c.workspace.clone(),
             auth: c.auth.clone(),
@@ -92,10 +95,13 @@ impl Bitbucket {
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
-        authed(rb, &self.auth)
-            .send()
-            .await
-            .map_err(|e| CallError::transport(SERVICE, &e))
+        send(
+            &self.metrics,
+            Service::Bitbucket,
+            SERVICE,
+            authed(rb, &self.auth),
+        )
+        .await
     }
 
     async fn fail(&self, resp: reqwest::Response, repo: &str) -> CallError {

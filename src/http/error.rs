@@ -44,6 +44,11 @@ impl ApiError {
     }
 }
 
+/// An error answer's code, kept on the response (never sent) for the hooks' count
+/// ([`super::metrics::count_hooks`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut error = serde_json::json!({"code": self.code, "message": self.message});
@@ -52,6 +57,7 @@ impl IntoResponse for ApiError {
         }
         let body = Json(serde_json::json!({ "error": error }));
         let mut resp = (self.status, body).into_response();
+        resp.extensions_mut().insert(ErrorCode(self.code));
         if let Some(secs) = self.retry_after {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());

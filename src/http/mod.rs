@@ -7,6 +7,7 @@ mod context;
 pub mod error;
 pub mod hooks;
 pub mod limits;
+mod metrics;
 mod request;
 mod server;
 mod slack;
@@ -40,7 +41,13 @@ pub fn router(ctx: Context) -> Router {
             "/api/projects/{project}/environments/{env}/rollback",
             post(api::rollback),
         )
+        .route("/metrics", get(metrics::metrics))
         .route_layer(from_fn_with_state(ctx.guards.clone(), limits::guard))
+        // Outside the guards, so that what they refuse is counted too.
+        .route_layer(from_fn_with_state(
+            ctx.metrics.clone(),
+            metrics::count_hooks,
+        ))
         .route("/healthz", get(api::healthz))
         .fallback(api::not_found)
         .with_state(ctx)

@@ -27,6 +27,7 @@ const SQLITE: &[Migration] = migrations!("sqlite":
     7 "0007_deploy_tracking",
     8 "0008_promotion",
     9 "0009_insight",
+    10 "0010_failed_jobs",
 );
 
 const POSTGRES: &[Migration] = migrations!("postgres":
@@ -39,6 +40,7 @@ const POSTGRES: &[Migration] = migrations!("postgres":
     7 "0007_deploy_tracking",
     8 "0008_promotion",
     9 "0009_insight",
+    10 "0010_failed_jobs",
 );
 
 fn list(backend: Backend) -> &'static [Migration] {

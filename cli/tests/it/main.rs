@@ -14,6 +14,7 @@ mod hostile;
 mod ingest;
 mod insight;
 mod limits;
+mod metrics;
 mod missed;
 mod process;
 mod promotion;
