@@ -11,6 +11,7 @@ pub mod core;
 pub mod domain;
 pub mod http;
 pub mod lambda;
+pub mod metrics;
 pub mod report;
 pub mod requests;
 pub mod server;

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::core::dora::{Day, Figures};
 use crate::domain::{JobState, Millis, Release};
 use crate::store::{Result, Store};
 
@@ -40,12 +41,25 @@ pub fn summary(r: &Release) -> Value {
         "build_status": r.build_status, "build_url": r.build_url, "deploy_event_id": r.deploy_event_id,
         "error": r.error,
         "received_at": rfc3339(r.received_at), "commit_verified_at": r.commit_verified_at.map(rfc3339),
+        "committed_at": r.committed_at.map(rfc3339),
         "tagged_at": r.tagged_at.map(rfc3339), "built_at": r.built_at.map(rfc3339),
         "deploy_triggered_at": r.deploy_triggered_at.map(rfc3339),
         "deploy_started_at": r.deploy_started_at.map(rfc3339), "deployed_at": r.deployed_at.map(rfc3339),
         "finished_at": r.finished_at.map(rfc3339),
         "lead_time_ms": r.lead_time_ms(), "trigger_lead_time_ms": r.trigger_lead_time_ms(),
     })
+}
+
+/// The DORA figures of a project and environment ([`crate::core::dora`]) as they read, times as
+/// RFC 3339; with `daily`, the window day by day.
+pub fn stats(f: &Figures, daily: Option<&[Day]>) -> Value {
+    let mut v = serde_json::to_value(f).unwrap_or_default();
+    v["since"] = json!(rfc3339(f.since));
+    v["until"] = json!(rfc3339(f.until));
+    if let Some(days) = daily {
+        v["daily"] = json!(days);
+    }
+    v
 }
 
 /// A release with its timeline, its events, and its jobs with every attempt.

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::store::{self, Store};
 use crate::{http, worker};
 
@@ -33,9 +34,11 @@ impl Hoist {
     pub fn with_store(config: Config, store: Store) -> Self {
         let config = Arc::new(config);
         let wake = Arc::new(Notify::new());
+        // One set of metrics, counted by the HTTP layer, the worker and the clients alike.
+        let metrics = Metrics::new();
         Self {
-            http: http::Context::new(config.clone(), store.clone(), wake.clone()),
-            worker: worker::Context::new(config.clone(), store.clone(), wake),
+            http: http::Context::new(config.clone(), store.clone(), wake.clone(), metrics.clone()),
+            worker: worker::Context::new(config.clone(), store.clone(), wake, metrics),
             config,
             store,
         }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top: a module may use those before it, never those after.
 const LAYERS: &[&str] = &[
-    "domain", "config", "sources", "core", "store", "clients", "report", "requests", "worker",
-    "http", "server", "lambda",
+    "domain", "metrics", "config", "sources", "core", "store", "clients", "report", "requests",
+    "worker", "http", "server", "lambda",
 ];
 
 /// What the decision core must not use: the network, files, clocks, the async runtime, the

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 
 use hoist::clients::Clients;
 use hoist::config::{Config, ConfigFile};
-use hoist::core::{failure, tag};
+use hoist::core::{dora, failure, tag};
 use hoist::domain::{DeliveryId, JobId, ReleaseId, Via};
 use hoist::report;
 use hoist::requests::Promoted;
@@ -139,6 +139,33 @@ pub async fn releases(path: &Path, limit: i64, id: Option<i64>, json: bool) -> a
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print::releases(&list);
+    }
+    Ok(())
+}
+
+/// `hoist stats`: the figures `GET /api/stats` gives, read from the store, with its rules for
+/// the parameters.
+pub async fn stats(
+    path: &Path,
+    project: Option<&str>,
+    env: Option<&str>,
+    days: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let days = dora::parse_days(days).map_err(anyhow::Error::msg)?;
+    let scopes = dora::scopes(&config, project, env).map_err(|e| anyhow::anyhow!(e.message))?;
+    let store = Store::connect(&beside_a_server(&config)).await?;
+    let now = hoist::domain::now_ms();
+    let mut all = Vec::with_capacity(scopes.len());
+    for (project, env) in &scopes {
+        all.push(store.dora(project, env, days, now).await?);
+    }
+    if json {
+        let v: Vec<_> = all.iter().map(|f| report::stats(f, None)).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print::stats(days, &all);
     }
     Ok(())
 }

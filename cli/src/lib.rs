@@ -65,6 +65,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// DORA figures (README "DORA figures") per project and environment over the last --days
+    /// days: every configured pair that fits --project and --env.
+    Stats {
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        env: Option<String>,
+        /// The window in days, 1 to 730 (default 30).
+        #[arg(long, allow_hyphen_values = true)]
+        days: Option<String>,
+        /// Print JSON (as `GET /api/stats`) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Process a stored delivery again (for example after fixing the configuration).
     Replay {
         /// The delivery id (shown in webhook answers and `hoist releases --id`).
@@ -181,6 +195,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Releases { limit, id, json } => releases(&cli.config, limit, id, json)
             .await
             .map(|_| ExitCode::SUCCESS),
+        Command::Stats {
+            project,
+            env,
+            days,
+            json,
+        } => stats(
+            &cli.config,
+            project.as_deref(),
+            env.as_deref(),
+            days.as_deref(),
+            json,
+        )
+        .await
+        .map(|_| ExitCode::SUCCESS),
         Command::Replay { delivery } => replay(&cli.config, delivery)
             .await
             .map(|_| ExitCode::SUCCESS),

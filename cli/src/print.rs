@@ -1,5 +1,6 @@
 //! Tables and timelines for a terminal.
 
+use hoist::core::dora::{Figures, Spread};
 use hoist::core::notify::dur;
 use hoist::domain::Release;
 
@@ -33,6 +34,50 @@ pub fn releases(list: &[Release]) {
             dur(leads[leads.len() / 2])
         );
     }
+}
+
+/// DORA figures, one line per project and environment.
+pub fn stats(days: u32, list: &[Figures]) {
+    let spread = |s: &Spread| match (s.median_secs, s.p90_secs) {
+        (Some(m), Some(p)) => format!("{} / {}", secs(m), secs(p)),
+        _ => "-".into(),
+    };
+    let line = |cells: [&str; 8]| {
+        println!(
+            "{:<16} {:<6} {:>7} {:>7} {:>24} {:>24} {:>12} {:>24}",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7]
+        )
+    };
+    println!("DORA figures over the last {days} day(s); lead times and restores: median / p90");
+    line([
+        "PROJECT",
+        "ENV",
+        "DEPLOYS",
+        "PER DAY",
+        "LEAD TIME FROM TICKET",
+        "LEAD TIME FROM COMMIT",
+        "FAILURE RATE",
+        "TIME TO RESTORE",
+    ]);
+    for f in list {
+        let rate = f.change_failure_rate.map_or("-".into(), |r| {
+            format!("{:.0}% ({}/{})", r * 100.0, f.failures, f.ended)
+        });
+        line([
+            &f.project,
+            &f.env,
+            &f.deploys.to_string(),
+            &format!("{:.2}", f.deploys_per_day),
+            &spread(&f.lead_time_from_ticket),
+            &spread(&f.lead_time_from_commit),
+            &rate,
+            &spread(&f.time_to_restore),
+        ]);
+    }
+}
+
+fn secs(s: f64) -> String {
+    dur((s * 1000.0).round() as i64)
 }
 
 /// One release's view ([`hoist::report::detail`]): its facts, timeline, lead time and jobs.

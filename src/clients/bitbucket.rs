@@ -3,15 +3,17 @@
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::call::{CallError, authed, http_client, status_error};
+use super::call::{CallError, authed, http_client, send, status_error};
 use crate::config::{self, HttpAuth};
-use crate::domain::{CommitSha, RepoTag};
+use crate::domain::{CommitSha, FoundCommit, RepoTag};
+use crate::metrics::{Metrics, Service};
 
 const SERVICE: &str = "Bitbucket";
 
 #[derive(Clone)]
 pub struct Bitbucket {
     http: reqwest::Client,
+    metrics: Metrics,
     base: String,
     workspace: String,
     auth: HttpAuth,
@@ -42,9 +44,20 @@ struct TargetJson {
     hash: String,
 }
 
+/// The commit answer's fields Hoist reads: the hash, and `date` (ISO 8601 with an offset,
+/// `2018-09-21T14:49:23+00:00`), the commit's own time.
 #[derive(Deserialize)]
 struct CommitJson {
     hash: String,
+    #[serde(default)]
+    date: Option<String>,
+}
+
+/// A commit date as Bitbucket writes it, in milliseconds; `None` when it is absent or unreadable
+/// (the release then has no commit time; that is no reason to fail it).
+fn commit_date(date: Option<&str>) -> Option<crate::domain::Millis> {
+    let parsed = chrono::DateTime::parse_from_rfc3339(date?.trim()).ok()?;
+    Some(parsed.timestamp_millis())
 }
 
 #[derive(Deserialize)]
@@ -58,9 +71,10 @@ struct ErrorDetail {
 }
 
 impl Bitbucket {
-    pub fn new(c: &config::Bitbucket) -> Self {
+    pub fn new(c: &config::Bitbucket, metrics: &Metrics) -> Self {
         Self {
             http: http_client(c.timeout),
+            metrics: metrics.clone(),
             base: c.base_url.trim_end_matches('/').to_string(),
             workspace: c.workspace.clone(),
             auth: c.auth.clone(),
@@ -81,10 +95,13 @@ impl Bitbucket {
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
-        authed(rb, &self.auth)
-            .send()
-            .await
-            .map_err(|e| CallError::transport(SERVICE, &e))
+        send(
+            &self.metrics,
+            Service::Bitbucket,
+            SERVICE,
+            authed(rb, &self.auth),
+        )
+        .await
     }
 
     async fn fail(&self, resp: reqwest::Response, repo: &str) -> CallError {
@@ -110,12 +127,12 @@ impl Bitbucket {
         })
     }
 
-    /// The full hash of a commit, `None` when the repository has no such commit.
+    /// A commit's full hash and date, `None` when the repository has no such commit.
     pub async fn commit(
         &self,
         repo: &str,
         sha: &CommitSha,
-    ) -> Result<Option<CommitSha>, CallError> {
+    ) -> Result<Option<FoundCommit>, CallError> {
         let url = format!("{}/commit/{}", self.repo_url(repo), enc(sha.as_str()));
         let resp = self.send(self.http.get(url)).await?;
         match resp.status() {
@@ -124,8 +141,9 @@ impl Bitbucket {
                     .json()
                     .await
                     .map_err(|e| CallError::transport(SERVICE, &e))?;
+                let committed_at = commit_date(c.date.as_deref());
                 CommitSha::parse(&c.hash)
-                    .map(Some)
+                    .map(|full| Some(FoundCommit { full, committed_at }))
                     .map_err(|e| CallError::Permanent {
                         service: SERVICE,
                         status: Some(200),
@@ -284,4 +302,26 @@ fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_commit_answer_gives_the_commit_date() {
+        let sample = include_str!("../../fixtures/bitbucket-commit-200.json");
+        let c: CommitJson = serde_json::from_str(sample).unwrap();
+        assert_eq!(
+            commit_date(c.date.as_deref()),
+            Some(1_537_541_363_000),
+            "2018-09-21T14:49:23+00:00"
+        );
+        assert_eq!(
+            commit_date(Some("2018-09-21T16:49:23+02:00")),
+            Some(1_537_541_363_000)
+        );
+        assert_eq!(commit_date(None), None);
+        assert_eq!(commit_date(Some("yesterday")), None);
+    }
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
+use crate::metrics::{Metrics, Service};
+
 /// A failed outbound call.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
@@ -59,6 +61,19 @@ impl CallError {
             retry_after: None,
         }
     }
+}
+
+/// Sends a request to `service` (named `name` in errors), counting the call in
+/// `hoist_outbound_requests_total` with the answer's status, or `error` when none came.
+pub(crate) async fn send(
+    metrics: &Metrics,
+    service: Service,
+    name: &'static str,
+    rb: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, CallError> {
+    let sent = rb.send().await;
+    metrics.outbound(service, sent.as_ref().ok().map(|r| r.status().as_u16()));
+    sent.map_err(|e| CallError::transport(name, &e))
 }
 
 /// Builds the shared HTTP client: rustls, a per-request timeout, no redirects to other hosts.

@@ -4,15 +4,17 @@
 
 use serde::Deserialize;
 
-use super::call::{CallError, http_client, status_error};
+use super::call::{CallError, http_client, send, status_error};
 use crate::config::CircleCi as Config;
 use crate::config::Secret;
+use crate::metrics::{Metrics, Service};
 
 const SERVICE: &str = "CircleCI";
 
 #[derive(Clone)]
 pub struct CircleCi {
     http: reqwest::Client,
+    metrics: Metrics,
     base: String,
     token: Secret,
 }
@@ -60,9 +62,10 @@ struct Message {
 
 impl CircleCi {
     /// `None` without a token: the API is not asked.
-    pub fn new(c: &Config) -> Option<Self> {
+    pub fn new(c: &Config, metrics: &Metrics) -> Option<Self> {
         Some(Self {
             http: http_client(c.timeout),
+            metrics: metrics.clone(),
             base: c.base_url.clone(),
             token: c.token.clone()?,
         })
@@ -78,14 +81,12 @@ impl CircleCi {
             let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
             url.push_str(&format!("?page-token={token}"));
         }
-        let resp = self
+        let rb = self
             .http
             .get(url)
             .header("Circle-Token", self.token.expose())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| CallError::transport(SERVICE, &e))?;
+            .header(reqwest::header::ACCEPT, "application/json");
+        let resp = send(&self.metrics, Service::Circleci, SERVICE, rb).await?;
         let status = resp.status();
         if !status.is_success() {
             let headers = resp.headers().clone();

@@ -5,15 +5,17 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::call::{CallError, authed, http_client, status_error};
+use super::call::{CallError, authed, http_client, send, status_error};
 use crate::config::{HttpAuth, JiraWrite};
 use crate::core::notify::{Message, Span};
+use crate::metrics::{Metrics, Service};
 
 const SERVICE: &str = "Jira";
 
 #[derive(Clone)]
 pub struct Jira {
     http: reqwest::Client,
+    metrics: Metrics,
     base: String,
     auth: HttpAuth,
 }
@@ -63,9 +65,10 @@ struct ErrorsJson {
 }
 
 impl Jira {
-    pub fn new(c: &JiraWrite) -> Self {
+    pub fn new(c: &JiraWrite, metrics: &Metrics) -> Self {
         Self {
             http: http_client(c.timeout),
+            metrics: metrics.clone(),
             base: c.base_url.clone(),
             auth: c.auth.clone(),
         }
@@ -76,13 +79,11 @@ impl Jira {
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
-        authed(
+        let rb = authed(
             rb.header(reqwest::header::ACCEPT, "application/json"),
             &self.auth,
-        )
-        .send()
-        .await
-        .map_err(|e| CallError::transport(SERVICE, &e))
+        );
+        send(&self.metrics, Service::Jira, SERVICE, rb).await
     }
 
     async fn fail(resp: reqwest::Response, key: &str) -> CallError {

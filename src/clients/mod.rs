@@ -11,6 +11,8 @@ pub mod jira;
 pub mod slack;
 pub mod spinnaker;
 
+use crate::metrics::Metrics;
+
 pub use call::{CallError, authed, http_client, retry_after, status_error};
 
 /// Every outbound client, built once from the configuration.
@@ -27,10 +29,18 @@ pub struct Clients {
     pub jira: Option<jira::Jira>,
     /// For answers to Slack clicks (their `response_url`), with or without `[slack]`.
     pub http: reqwest::Client,
+    /// Where every call is counted (`hoist_outbound_requests_total`).
+    pub metrics: Metrics,
 }
 
 impl Clients {
+    /// The clients of a command that is not the server: their calls are counted nowhere.
     pub fn new(config: &crate::config::Config) -> Self {
+        Self::counted(config, &Metrics::new())
+    }
+
+    /// The clients, each call counted in `metrics`.
+    pub fn counted(config: &crate::config::Config, metrics: &Metrics) -> Self {
         let sp = &config.spinnaker;
         let urls = config
             .projects
@@ -39,14 +49,19 @@ impl Clients {
             .filter_map(|e| e.gate(sp))
             .chain(sp.gate_url.as_deref());
         Self {
-            bitbucket: bitbucket::Bitbucket::new(&config.bitbucket),
+            bitbucket: bitbucket::Bitbucket::new(&config.bitbucket, metrics),
             gates: urls
-                .map(|url| (url.to_string(), spinnaker::Gate::new(url, sp)))
+                .map(|url| (url.to_string(), spinnaker::Gate::new(url, sp, metrics)))
                 .collect(),
-            slack: config.slack.as_ref().map(slack::Slack::new),
-            jira: config.jira.write.as_ref().map(jira::Jira::new),
-            circleci: circleci::CircleCi::new(&config.circleci),
+            slack: config.slack.as_ref().map(|s| slack::Slack::new(s, metrics)),
+            jira: config
+                .jira
+                .write
+                .as_ref()
+                .map(|j| jira::Jira::new(j, metrics)),
+            circleci: circleci::CircleCi::new(&config.circleci, metrics),
             http: call::http_client(std::time::Duration::from_secs(10)),
+            metrics: metrics.clone(),
         }
     }
 

@@ -6,9 +6,10 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::call::{CallError, http_client, status_error, truncate};
+use super::call::{CallError, http_client, send, status_error, truncate};
 use crate::config::{self, SlackTarget};
 use crate::core::notify::{Mark, Message, Span};
+use crate::metrics::{Metrics, Service};
 
 const SERVICE: &str = "Slack";
 
@@ -69,6 +70,7 @@ const PERMANENT: &[(&str, &str)] = &[
 #[derive(Clone)]
 pub struct Slack {
     http: reqwest::Client,
+    metrics: Metrics,
     target: SlackTarget,
 }
 
@@ -80,9 +82,10 @@ struct PostMessageAnswer {
 }
 
 impl Slack {
-    pub fn new(c: &config::Slack) -> Self {
+    pub fn new(c: &config::Slack, metrics: &Metrics) -> Self {
         Self {
             http: http_client(c.timeout),
+            metrics: metrics.clone(),
             target: c.target.clone(),
         }
     }
@@ -104,13 +107,8 @@ impl Slack {
         match &self.target {
             SlackTarget::Webhook(url) => {
                 let body = serde_json::json!({"text": text, "blocks": blocks});
-                let resp = self
-                    .http
-                    .post(url.expose())
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(|e| CallError::transport(SERVICE, &e))?;
+                let rb = self.http.post(url.expose()).json(&body);
+                let resp = send(&self.metrics, Service::Slack, SERVICE, rb).await?;
                 let status = resp.status();
                 let headers = resp.headers().clone();
                 let answer = resp.text().await.unwrap_or_default();
@@ -128,14 +126,12 @@ impl Slack {
                 if let Some(ts) = thread_ts {
                     body["thread_ts"] = serde_json::Value::String(ts.to_string());
                 }
-                let resp = self
+                let rb = self
                     .http
                     .post(format!("{api_url}/chat.postMessage"))
                     .bearer_auth(token.expose())
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(|e| CallError::transport(SERVICE, &e))?;
+                    .json(&body);
+                let resp = send(&self.metrics, Service::Slack, SERVICE, rb).await?;
                 let status = resp.status();
                 let headers = resp.headers().clone();
                 if status != StatusCode::OK {
@@ -272,13 +268,13 @@ pub fn told(text: &str) -> Value {
 }
 
 /// Posts an answer to a click's `response_url`.
-pub async fn respond(http: &reqwest::Client, url: &str, body: &Value) -> Result<(), CallError> {
-    let resp = http
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| CallError::transport(SERVICE, &e))?;
+pub async fn respond(
+    http: &reqwest::Client,
+    metrics: &Metrics,
+    url: &str,
+    body: &Value,
+) -> Result<(), CallError> {
+    let resp = send(metrics, Service::Slack, SERVICE, http.post(url).json(body)).await?;
     let status = resp.status();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap_or_default();

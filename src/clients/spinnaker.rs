@@ -7,15 +7,17 @@ use std::collections::BTreeMap;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::call::{CallError, http_client, status_error, truncate};
+use super::call::{CallError, http_client, send, status_error, truncate};
 use crate::config::{Secret, Spinnaker};
 use crate::domain::{Execution, Stage};
+use crate::metrics::{Metrics, Service};
 
 const SERVICE: &str = "Spinnaker";
 
 #[derive(Clone)]
 pub struct Gate {
     http: reqwest::Client,
+    metrics: Metrics,
     base: String,
     headers: Vec<(String, Secret)>,
 }
@@ -78,9 +80,10 @@ impl From<ExecutionJson> for Execution {
 
 impl Gate {
     /// A client of the Gate at `base`, with `[spinnaker]`'s headers and timeout.
-    pub fn new(base: &str, c: &Spinnaker) -> Self {
+    pub fn new(base: &str, c: &Spinnaker, metrics: &Metrics) -> Self {
         Self {
             http: http_client(c.timeout),
+            metrics: metrics.clone(),
             base: base.trim_end_matches('/').to_string(),
             headers: c.headers.clone(),
         }
@@ -171,11 +174,7 @@ impl Gate {
         rb: reqwest::RequestBuilder,
         not_found: &(dyn Fn() -> String + Sync),
     ) -> Result<String, CallError> {
-        let resp = self
-            .request(rb)
-            .send()
-            .await
-            .map_err(|e| CallError::transport(SERVICE, &e))?;
+        let resp = send(&self.metrics, Service::Spinnaker, SERVICE, self.request(rb)).await?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp

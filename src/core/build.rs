@@ -152,6 +152,8 @@ pub fn adopted(id: ReleaseId, found: &Found) -> Changes {
             id,
             ReleaseChange::CommitVerified {
                 full: found.commit.clone(),
+                // A build's payload carries no commit date; the release keeps none.
+                committed_at: None,
             },
         )
         .release(

@@ -9,6 +9,7 @@
 
 pub mod build;
 pub mod deploy;
+pub mod dora;
 pub mod failure;
 pub mod follow;
 pub mod inbound;

@@ -11,8 +11,11 @@ use super::job::Job;
 /// A change to a release's record. Each moves the release's status as [`Self::transition`] says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReleaseChange {
-    /// Bitbucket confirmed the commit and gave its full hash.
-    CommitVerified { full: CommitSha },
+    /// Bitbucket confirmed the commit and gave its full hash, and its date when it gave one.
+    CommitVerified {
+        full: CommitSha,
+        committed_at: Option<Millis>,
+    },
     /// The release has its tag (made by Hoist, or found on the commit and reused).
     Tagged {
         tag: TagName,
@@ -409,7 +412,8 @@ mod properties {
                 error: String::new()
             }),
             Just(ReleaseChange::CommitVerified {
-                full: CommitSha::parse(&"a".repeat(40)).unwrap()
+                full: CommitSha::parse(&"a".repeat(40)).unwrap(),
+                committed_at: None,
             }),
         ]
     }

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 
 use crate::config::{Config, Environment};
 use crate::domain::{
-    Allocation, CommitSha, KnownTag, Release, ReleaseStatus, RepoTag, TagName, TagOrigin, Version,
+    Allocation, CommitSha, FoundCommit, KnownTag, Release, ReleaseStatus, RepoTag, TagName,
+    TagOrigin, Version,
 };
 
 use super::job::NotifyEvent;
@@ -44,14 +45,22 @@ pub fn commit_missing(config: &Config, r: &Release) -> Changes {
         ))
 }
 
-/// The commit exists; `full` is its full hash. Nothing when an earlier attempt recorded it.
-pub fn commit_verified(config: &Config, r: &Release, full: &CommitSha) -> Option<Changes> {
+/// The commit exists, as `found` (its full hash and date). Nothing when an earlier attempt
+/// recorded it.
+pub fn commit_verified(config: &Config, r: &Release, found: &FoundCommit) -> Option<Changes> {
     if r.commit_verified_at.is_some() {
         return None;
     }
+    let full = &found.full;
     Some(
         Changes::default()
-            .release(r.id, ReleaseChange::CommitVerified { full: full.clone() })
+            .release(
+                r.id,
+                ReleaseChange::CommitVerified {
+                    full: full.clone(),
+                    committed_at: found.committed_at,
+                },
+            )
             .event(
                 r.id,
                 "commit_verified",

@@ -24,6 +24,7 @@ pub fn release() -> Release {
         error: None,
         received_at: 1_000,
         commit_verified_at: Some(1_010),
+        committed_at: Some(500),
         tagged_at: Some(1_100),
         built_at: None,
         deploy_triggered_at: None,

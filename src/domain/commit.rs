@@ -67,6 +67,14 @@ impl From<CommitSha> for String {
     }
 }
 
+/// A commit as the repository confirmed it: its full hash, and its date (the commit's own time,
+/// which the lead time for changes runs from) when the repository gave one Hoist could read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundCommit {
+    pub full: CommitSha,
+    pub committed_at: Option<super::time::Millis>,
+}
+
 /// The first seven characters of a hash, as people write it.
 pub fn short_sha(sha: &str) -> &str {
     // By characters, not bytes: a stored value is never cut inside a character.

@@ -11,7 +11,7 @@ mod template;
 mod time;
 mod version;
 
-pub use commit::{CommitSha, short_sha};
+pub use commit::{CommitSha, FoundCommit, short_sha};
 pub use ids::{DeliveryId, DeploymentId, JobId, ReleaseId};
 pub use names::{EnvName, NameError, ProjectName, TagName};
 pub use records::{

@@ -254,6 +254,8 @@ pub struct Release {
     pub error: Option<String>,
     pub received_at: Millis,
     pub commit_verified_at: Option<Millis>,
+    /// The commit's own date, as Bitbucket's commit answer gave it (`None` when it gave none).
+    pub committed_at: Option<Millis>,
     pub tagged_at: Option<Millis>,
     pub built_at: Option<Millis>,
     pub deploy_triggered_at: Option<Millis>,

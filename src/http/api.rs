@@ -18,7 +18,9 @@ use crate::core::failure;
 use crate::domain::{JobId, ReleaseId, Via};
 use crate::{report, requests};
 
-fn authorize(ctx: &Context, req: &Request) -> Result<(), ApiError> {
+/// Whether the caller may use `/api` (and `/metrics`): the API token, or a direct loopback caller
+/// when none is configured.
+pub(super) fn authorize(ctx: &Context, req: &Request) -> Result<(), ApiError> {
     match &ctx.config.server.api_token {
         Some(token) => {
             let presented = req

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::context::Context;
 use super::error::ApiError;
 use super::hooks::{answer_ignored, delivery, header_str, record};
+use super::metrics::marked;
 use super::request::{Admitted, admit};
 use crate::core::inbound::{self, Ingest};
 use crate::domain::Source;
@@ -42,11 +43,14 @@ pub async fn push(State(ctx): State<Context>, req: Request) -> Result<Response, 
         return Ok(answer_ignored(recorded, &reason));
     }
     Ok(match recorded {
-        Ingested::Duplicate { delivery, .. } => (
-            StatusCode::OK,
-            Json(json!({"delivery": delivery, "duplicate": true})),
-        )
-            .into_response(),
+        Ingested::Duplicate { delivery, .. } => marked(
+            (
+                StatusCode::OK,
+                Json(json!({"delivery": delivery, "duplicate": true})),
+            )
+                .into_response(),
+            "duplicate",
+        ),
         other => {
             tracing::info!(project = ?summary.project, tags = summary.recorded.len(), "pushed tags recorded");
             (

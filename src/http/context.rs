@@ -6,6 +6,7 @@ use tokio::sync::Notify;
 
 use super::limits::Guards;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// What the handlers need: the configuration, the store, the guards, and the worker's wake-up.
@@ -17,10 +18,12 @@ pub struct Context {
     pub guards: Arc<Guards>,
     /// Wakes one of the local worker's loops per job enqueued.
     pub wake: Arc<Notify>,
+    /// What `/metrics` serves; hooks are counted in it as they are answered.
+    pub metrics: Metrics,
 }
 
 impl Context {
-    pub fn new(config: Arc<Config>, store: Store, wake: Arc<Notify>) -> Self {
+    pub fn new(config: Arc<Config>, store: Store, wake: Arc<Notify>, metrics: Metrics) -> Self {
         let guards = Arc::new(Guards::new(
             &config.server.limits,
             &config.server.trusted_proxies,
@@ -30,6 +33,7 @@ impl Context {
             store,
             guards,
             wake,
+            metrics,
         }
     }
 

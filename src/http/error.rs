@@ -15,6 +15,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub retry_after: Option<u64>,
+    /// The query parameter at fault, for a `bad_parameter`.
+    pub parameter: Option<&'static str>,
 }
 
 impl ApiError {
@@ -24,23 +26,49 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            parameter: None,
         }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
+
+    /// A query parameter out of range, malformed or naming nothing configured: `400`, the
+    /// parameter named in the body (`"parameter"`) and in the message.
+    pub fn bad_parameter(parameter: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            parameter: Some(parameter),
+            ..Self::new(StatusCode::BAD_REQUEST, "bad_parameter", message)
+        }
+    }
 }
+
+/// An error answer's code, kept on the response (never sent) for the hooks' count
+/// ([`super::metrics::count_hooks`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({"error": {"code": self.code, "message": self.message}}));
+        let mut error = serde_json::json!({"code": self.code, "message": self.message});
+        if let Some(p) = self.parameter {
+            error["parameter"] = p.into();
+        }
+        let body = Json(serde_json::json!({ "error": error }));
         let mut resp = (self.status, body).into_response();
+        resp.extensions_mut().insert(ErrorCode(self.code));
         if let Some(secs) = self.retry_after {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         resp
+    }
+}
+
+impl From<crate::core::dora::BadParameter> for ApiError {
+    fn from(e: crate::core::dora::BadParameter) -> Self {
+        Self::bad_parameter(e.parameter, e.message)
     }
 }
 

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::context::Context;
 use super::error::ApiError;
+use super::metrics::marked;
 use super::request::{Admitted, admit};
 use crate::config::limits::MAX_WAIT_SECS;
 use crate::core::inbound::{self, Ingest, Refusal};
@@ -56,6 +57,7 @@ pub async fn jira(
     if let Some(reason) = ignored {
         return Ok(answer_ignored(recorded, &reason));
     }
+    let duplicate = matches!(recorded, Ingested::Duplicate { .. });
     let (release, fresh) = match recorded {
         Ingested::Created { release, .. } => (release, true),
         Ingested::Joined { release, .. }
@@ -68,7 +70,10 @@ pub async fn jira(
             release: None,
         } => {
             let body = json!({"delivery": delivery, "duplicate": true});
-            return Ok((StatusCode::OK, Json(body)).into_response());
+            return Ok(marked(
+                (StatusCode::OK, Json(body)).into_response(),
+                "duplicate",
+            ));
         }
         // A status change that promotes: its job finds the release.
         Ingested::Queued { delivery } => {
@@ -81,8 +86,9 @@ pub async fn jira(
         }
     };
     tracing::info!(release.id = release.0, fresh, "ticket accepted");
+    let noted = |r: Response| if duplicate { marked(r, "duplicate") } else { r };
     if let Some(wait) = wait {
-        return wait_for_tag(&ctx, release, wait).await;
+        return wait_for_tag(&ctx, release, wait).await.map(noted);
     }
     let status = if fresh {
         StatusCode::ACCEPTED
@@ -94,7 +100,7 @@ pub async fn jira(
         "status_url": ctx.status_url(release),
         "existing": !fresh,
     });
-    Ok((status, Json(body)).into_response())
+    Ok(noted((status, Json(body)).into_response()))
 }
 
 pub async fn circleci(State(ctx): State<Context>, req: Request) -> Result<Response, ApiError> {
@@ -115,11 +121,14 @@ pub async fn circleci(State(ctx): State<Context>, req: Request) -> Result<Respon
     let ignored = action.ignored_reason().map(str::to_string);
     let recorded = record(&ctx, Ingest { delivery, action }).await?;
     Ok(match (recorded, ignored) {
-        (Ingested::Duplicate { delivery, release }, _) => (
-            StatusCode::OK,
-            Json(json!({"delivery": delivery, "release": release, "duplicate": true})),
-        )
-            .into_response(),
+        (Ingested::Duplicate { delivery, release }, _) => marked(
+            (
+                StatusCode::OK,
+                Json(json!({"delivery": delivery, "release": release, "duplicate": true})),
+            )
+                .into_response(),
+            "duplicate",
+        ),
         (r, Some(reason)) => answer_ignored(r, &reason),
         (Ingested::Queued { delivery }, None) => (
             StatusCode::ACCEPTED,
@@ -181,11 +190,11 @@ pub(super) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// The answer to a delivery recorded without a release: `202` with why nothing follows.
 pub(super) fn answer_ignored(r: Ingested, reason: &str) -> Response {
-    (
+    let answer = (
         StatusCode::ACCEPTED,
         Json(json!({"delivery": r.delivery(), "ignored": reason})),
-    )
-        .into_response()
+    );
+    marked(answer.into_response(), "ignored")
 }
 
 fn parse_wait(v: Option<&str>) -> Result<Option<Duration>, ApiError> {

@@ -7,9 +7,11 @@ mod context;
 pub mod error;
 pub mod hooks;
 pub mod limits;
+mod metrics;
 mod request;
 mod server;
 mod slack;
+mod stats;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
@@ -31,6 +33,7 @@ pub fn router(ctx: Context) -> Router {
         .route("/hooks/slack", post(slack::hook))
         .route("/api/releases", get(api::releases))
         .route("/api/releases/{id}", get(api::release))
+        .route("/api/stats", get(stats::stats))
         .route("/api/jobs/{id}/retry", post(api::retry_job))
         .route("/api/releases/{id}/promote", post(api::promote))
         .route("/api/releases/{id}/approve", post(api::approve))
@@ -38,7 +41,13 @@ pub fn router(ctx: Context) -> Router {
             "/api/projects/{project}/environments/{env}/rollback",
             post(api::rollback),
         )
+        .route("/metrics", get(metrics::metrics))
         .route_layer(from_fn_with_state(ctx.guards.clone(), limits::guard))
+        // Outside the guards, so that what they refuse is counted too.
+        .route_layer(from_fn_with_state(
+            ctx.metrics.clone(),
+            metrics::count_hooks,
+        ))
         .route("/healthz", get(api::healthz))
         .fallback(api::not_found)
         .with_state(ctx)

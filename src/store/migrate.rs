@@ -26,6 +26,8 @@ const SQLITE: &[Migration] = migrations!("sqlite":
     6 "0006_open_release_flag",
     7 "0007_deploy_tracking",
     8 "0008_promotion",
+    9 "0009_insight",
+    10 "0010_failed_jobs",
 );
 
 const POSTGRES: &[Migration] = migrations!("postgres":
@@ -37,6 +39,8 @@ const POSTGRES: &[Migration] = migrations!("postgres":
     6 "0006_native_types",
     7 "0007_deploy_tracking",
     8 "0008_promotion",
+    9 "0009_insight",
+    10 "0010_failed_jobs",
 );
 
 fn list(backend: Backend) -> &'static [Migration] {

@@ -14,6 +14,7 @@ mod error;
 mod handle;
 mod history;
 mod ingest;
+mod insight;
 mod jobs;
 mod migrate;
 mod owner;

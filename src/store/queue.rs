@@ -286,6 +286,28 @@ impl Store {
         .await
     }
 
+    /// How many jobs are queued, running and failed: each counted on its own partial index
+    /// (`jobs_queued`, `jobs_running`, `jobs_failed`), never over every job done (`/metrics`).
+    pub async fn open_job_counts(&self) -> Result<Vec<(JobState, i64)>> {
+        self.read(|c| {
+            Box::pin(async move {
+                let row = c
+                    .query_one(
+                        "SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'queued') AS queued,
+                                (SELECT COUNT(*) FROM jobs WHERE state = 'running') AS running,
+                                (SELECT COUNT(*) FROM jobs WHERE state = 'failed') AS failed",
+                        &[],
+                    )
+                    .await?;
+                [JobState::Queued, JobState::Running, JobState::Failed]
+                    .into_iter()
+                    .map(|s| Ok((s, row.i64(s.as_str())?)))
+                    .collect()
+            })
+        })
+        .await
+    }
+
     /// Every attempt at a job, first first.
     pub async fn job_attempts(&self, id: JobId) -> Result<Vec<JobAttempt>> {
         self.read(move |c| {

@@ -10,7 +10,7 @@ use crate::domain::{
     ReleaseEvent, ReleaseId, ReleaseStatus, Source, TagName, TagOrigin, Version, now_ms,
 };
 
-pub(crate) const RELEASE_COLUMNS: &str = "id, project, env, repo, commit_sha, full_commit, issue, status, tag, version, tag_reused, build_url, build_status, deploy_event_id, slack_ts, error, received_at, commit_verified_at, tagged_at, built_at, deploy_triggered_at, deploy_started_at, deployed_at, finished_at, updated_at";
+pub(crate) const RELEASE_COLUMNS: &str = "id, project, env, repo, commit_sha, full_commit, issue, status, tag, version, tag_reused, build_url, build_status, deploy_event_id, slack_ts, error, received_at, commit_verified_at, committed_at, tagged_at, built_at, deploy_triggered_at, deploy_started_at, deployed_at, finished_at, updated_at";
 
 fn release_from(r: &Row) -> Result<Release> {
     Ok(Release {
@@ -34,6 +34,7 @@ fn release_from(r: &Row) -> Result<Release> {
         error: r.opt_string("error")?,
         received_at: r.time("received_at")?,
         commit_verified_at: r.opt_time("commit_verified_at")?,
+        committed_at: r.opt_time("committed_at")?,
         tagged_at: r.opt_time("tagged_at")?,
         built_at: r.opt_time("built_at")?,
         deploy_triggered_at: r.opt_time("deploy_triggered_at")?,
@@ -319,10 +320,10 @@ pub(crate) async fn enqueue(c: &mut dyn Conn, job: &Job, max_attempts: u32) -> R
 async fn change_release(c: &mut dyn Conn, id: ReleaseId, change: &ReleaseChange) -> Result<()> {
     let now = now_ms();
     let changed = match (change, change.transition()) {
-        (ReleaseChange::CommitVerified { full }, _) => {
+        (ReleaseChange::CommitVerified { full, committed_at }, _) => {
             c.execute(
-                "UPDATE releases SET full_commit = $1, commit_verified_at = COALESCE(commit_verified_at, $2), updated_at = $2 WHERE id = $3",
-                params![full.as_str(), time(now), id.0],
+                "UPDATE releases SET full_commit = $1, commit_verified_at = COALESCE(commit_verified_at, $2), committed_at = COALESCE(committed_at, $4), updated_at = $2 WHERE id = $3",
+                params![full.as_str(), time(now), id.0, time(*committed_at)],
             )
             .await?
         }

@@ -10,6 +10,7 @@ mod deploy;
 mod follow;
 mod jira;
 mod notify;
+mod observe;
 mod promote;
 mod reconcile;
 mod step;
@@ -117,7 +118,8 @@ async fn run_job(ctx: &Context, job: &ClaimedJob) -> StepResult {
             event,
         } => notify::run(ctx, job, *release_id, *deployment, event).await,
         JobSpec::Respond { url, body } => {
-            crate::clients::slack::respond(&ctx.clients.http, url, body).await?;
+            crate::clients::slack::respond(&ctx.clients.http, &ctx.clients.metrics, url, body)
+                .await?;
             step::finish(ctx, job, "answered", Default::default()).await
         }
         JobSpec::ConsiderPromotion { release_id, env } => {
@@ -156,9 +158,13 @@ async fn record_failure(ctx: &Context, job: &ClaimedJob, e: &StepError) -> Resul
     tracing::error!(job.id = job.id.0, job.kind = job.spec.kind(), error = %message, attempts = job.attempt, "job failed for good");
     let changes = gave_up(ctx, job, &message).await;
     let queued = !changes.jobs.is_empty();
-    ctx.store.give_up(job, &message, changes).await?;
+    let ends = observe::Ends::of(&changes);
+    let written = ctx.store.give_up(job, &message, changes).await?;
     if queued {
         ctx.wake.notify_one();
+    }
+    if written {
+        ends.count(&ctx.store, &ctx.metrics).await;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use crate::clients::{CallError, Clients};
 use crate::config::Config;
 use crate::core::plan::Changes;
+use crate::metrics::Metrics;
 use crate::store::{ClaimedJob, Store, StoreError};
 
 /// What a job needs: the configuration, the store, the clients, and the process's wake-up for
@@ -18,6 +19,8 @@ pub struct Context {
     pub clients: Clients,
     /// Wakes one idle loop per job enqueued (`notify_one`).
     pub wake: Arc<Notify>,
+    /// Where the ends of steps, releases and deployments are counted.
+    pub metrics: Metrics,
     /// Identifies this process as a job claimant.
     pub id: String,
     /// The jobs this process runs now.
@@ -25,12 +28,13 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(config: Arc<Config>, store: Store, wake: Arc<Notify>) -> Self {
+    pub fn new(config: Arc<Config>, store: Store, wake: Arc<Notify>, metrics: Metrics) -> Self {
         Self {
-            clients: Clients::new(&config),
+            clients: Clients::counted(&config, &metrics),
             config,
             store,
             wake,
+            metrics,
             id: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
             running: Arc::default(),
         }
@@ -83,8 +87,12 @@ pub(super) async fn finish(
     changes: Changes,
 ) -> StepResult {
     let queued = !changes.jobs.is_empty();
-    if ctx.store.finish_job(job, outcome, changes).await? && queued {
-        ctx.wake.notify_one();
+    let ends = super::observe::Ends::of(&changes);
+    if ctx.store.finish_job(job, outcome, changes).await? {
+        if queued {
+            ctx.wake.notify_one();
+        }
+        ends.count(&ctx.store, &ctx.metrics).await;
     }
     Ok(())
 }

@@ -21,15 +21,16 @@ pub async fn run(ctx: &Context, job: &ClaimedJob, release_id: ReleaseId) -> Step
     let (project, env) = configured(ctx, &r)?;
     let bitbucket = &ctx.clients.bitbucket;
 
-    // The commit must exist; Bitbucket answers its full hash.
-    let Some(full) = bitbucket.commit(&project.repo, r.best_commit()).await? else {
+    // The commit must exist; Bitbucket answers its full hash and its date.
+    let Some(found) = bitbucket.commit(&project.repo, r.best_commit()).await? else {
         let changes = tag::commit_missing(&ctx.config, &r);
         return finish(ctx, job, "commit not found", changes).await;
     };
+    let full = found.full.clone();
     // Recording the check is independent of reading the tags: it is committed while they are
     // read (Hoist's record, then the repository's listing when needed).
     let verified = async {
-        if let Some(changes) = tag::commit_verified(&ctx.config, &r, &full) {
+        if let Some(changes) = tag::commit_verified(&ctx.config, &r, &found) {
             ctx.store.apply(changes).await?;
         }
         Ok::<_, StepError>(())
