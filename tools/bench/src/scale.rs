@@ -44,7 +44,10 @@ async fn scale(o: Options) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let result = async {
         let sqlite = format!("sqlite://{}", dir.join("hoist.db").display());
-        measure_backend(&o, "sqlite", &sqlite, &dir).await?;
+        let mut runs = vec![(
+            "sqlite",
+            measure_backend(&o, "sqlite", &sqlite, &dir).await?,
+        )];
         if let Some(base) = &o.pg {
             let name = format!("hoist_scale_{}", uuid::Uuid::new_v4().simple());
             admin(base, &format!("CREATE DATABASE {name}")).await?;
@@ -55,8 +58,9 @@ async fn scale(o: Options) -> anyhow::Result<()> {
                 &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
             )
             .await?;
-            r?;
+            runs.push(("postgres", r?));
         }
+        table(&o, &runs);
         anyhow::Ok(())
     }
     .await;
@@ -64,12 +68,15 @@ async fn scale(o: Options) -> anyhow::Result<()> {
     result
 }
 
+/// One page's figures on one backend: (page, p50 ms, p99 ms).
+type Row = (&'static str, f64, f64);
+
 async fn measure_backend(
     o: &Options,
     backend: &str,
     store: &str,
     dir: &std::path::Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Row>> {
     // The schema: Hoist's migrations, run by opening the store.
     let handle = hoist::store::Store::connect(&hoist::store::Options {
         url: store.to_string(),
@@ -107,16 +114,6 @@ async fn measure_backend(
         o.days,
         filled.as_secs_f64()
     );
-    result(&format!("scale.{backend}.releases"), o.releases);
-    result(
-        &format!("scale.{backend}.jobs"),
-        o.jobs / o.releases * o.releases,
-    );
-    result(
-        &format!("scale.{backend}.fill_s"),
-        format!("{:.1}", filled.as_secs_f64()),
-    );
-
     let mut server = Server::start(&o.hoist, dir, backend, store)?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -126,7 +123,7 @@ async fn measure_backend(
     let base = &server.url;
     let newest = o.releases as i64;
     let mut dice = 0x9e37_79b9_7f4a_7c15u64;
-    let pages: Vec<(&str, PathOf)> = vec![
+    let pages: Vec<(&'static str, PathOf)> = vec![
         ("list", Box::new(|_| "/".to_string())),
         (
             "list_deep",
@@ -163,6 +160,7 @@ async fn measure_backend(
             Box::new(|_| "/api/releases?limit=50".to_string()),
         ),
     ];
+    let mut rows = Vec::new();
     for (name, path) in &pages {
         // One unmeasured request warms the page's statements and the caches.
         get(&client, base, &path(&mut dice)).await?;
@@ -182,17 +180,10 @@ async fn measure_backend(
             times.len(),
             path(&mut dice)
         );
-        result(
-            &format!("scale.{backend}.{name}.p50_ms"),
-            format!("{:.2}", pct(0.5)),
-        );
-        result(
-            &format!("scale.{backend}.{name}.p99_ms"),
-            format!("{:.2}", pct(0.99)),
-        );
+        rows.push((*name, pct(0.5), pct(0.99)));
     }
     server.stop();
-    Ok(())
+    Ok(rows)
 }
 
 async fn get(client: &reqwest::Client, base: &str, path: &str) -> anyhow::Result<()> {
@@ -221,8 +212,33 @@ fn next(d: &mut u64) -> u64 {
     *d
 }
 
-fn result(key: &str, value: impl std::fmt::Display) {
-    println!("RESULT {key} {value}");
+/// The table: every page, p50 and p99 per backend, against SPEC 10's 100 ms (p50).
+fn table(o: &Options, runs: &[(&str, Vec<Row>)]) {
+    println!();
+    println!(
+        "History at scale: {} releases, {} job rows over {} days; {} requests per page, one at a time (target: p50 < 100 ms)",
+        o.releases,
+        o.jobs / o.releases * o.releases,
+        o.days,
+        o.requests
+    );
+    let mut head = format!("{:<22}", "page");
+    for (backend, _) in runs {
+        head.push_str(&format!(" {:>22}", format!("{backend} p50 / p99")));
+    }
+    println!("{head}");
+    let Some((_, first)) = runs.first() else {
+        return;
+    };
+    for (i, (page, ..)) in first.iter().enumerate() {
+        let mut line = format!("{page:<22}");
+        for (_, rows) in runs {
+            let (_, p50, p99) = rows[i];
+            let flag = if p50 < 100.0 { "" } else { " !" };
+            line.push_str(&format!(" {:>22}", format!("{p50:.1} / {p99:.1} ms{flag}")));
+        }
+        println!("{line}");
+    }
 }
 
 /// The history's SQL, in each backend's dialect (SQLite keeps times as integer milliseconds,
