@@ -4,7 +4,7 @@
 //!
 //! The history is written with set-based SQL straight into the schema Hoist's migrations made
 //! (the store's own code writes one release at a time, which would take hours here): releases
-//! spread evenly over `days`, three projects, every 12th release failing its deploy in stg, half
+//! spread evenly over `days`, three projects, every 13th release failing its deploy in stg, half
 //! promoted to qa an hour later and a quarter to prod a day later (every 48th of those failing),
 //! each prod promotion approved, three timeline lines and `jobs / releases` finished jobs per
 //! release. The shapes are the ones the store writes (job payloads are `JobSpec`'s JSON).
@@ -310,7 +310,7 @@ impl Fill<'_> {
             "(CASE i % 3 WHEN 0 THEN '{}' WHEN 1 THEN '{}' ELSE '{}' END)",
             PROJECTS[0], PROJECTS[1], PROJECTS[2]
         );
-        let failed = "i % 12 = 0";
+        let failed = "i % 13 = 0";
         let version = "'1.' || (i / 1000) || '.' || (i % 1000)";
         let at = |ms: i64| self.plus("received_at", ms);
         let mut sql = vec![format!(
@@ -484,7 +484,7 @@ impl Server {
                 "\n[[projects]]\nname = \"{p}\"\nrepo = \"{p}\"\ncircleci_project = \"bitbucket/acme/{p}\"\nbuild_job = \"build\"\ndefault_env = \"stg\"\n\
                  [projects.environments.stg]\ntag = \"stg{{major}}.{{minor}}.{{patch}}\"\n\
                  [projects.environments.qa]\ntag = \"qa{{major}}.{{minor}}.{{patch}}\"\npromote_from = \"stg\"\n\
-                 [projects.environments.prod]\ntag = \"v{{major}}.{{minor}}.{{patch}}\"\npromote_from = \"qa\"\napprovals = 1\n"
+                 [projects.environments.prod]\ntag = \"v{{major}}.{{minor}}.{{patch}}\"\npromote_from = \"qa\"\napprovals = 1\napprovers = [\"U0PRODLEAD\"]\n"
             ));
         }
         let path = dir.join(format!("{backend}.toml"));
@@ -509,9 +509,14 @@ impl Server {
         })
     }
 
-    async fn ready(&self, client: &reqwest::Client) -> anyhow::Result<()> {
+    async fn ready(&mut self, client: &reqwest::Client) -> anyhow::Result<()> {
         let start = Instant::now();
         loop {
+            if let Some(c) = self.child.as_mut()
+                && let Some(status) = c.try_wait()?
+            {
+                bail!("hoist serve exited ({status}): {}", tail(&self.log));
+            }
             if let Ok(r) = client.get(format!("{}/healthz", self.url)).send().await
                 && r.status() == 200
             {
