@@ -17,6 +17,8 @@
 //!   `hoist_cli::stack::Stack`.
 //! - `recover`: how soon releases move again after a kill -9 (SQLite restart, PostgreSQL
 //!   replica takeover), with real `hoist serve` processes.
+//! - `scale`: a year of history (100,000 releases, 1,000,000 jobs) written into a store, then
+//!   the dashboard's pages and `/api/stats` timed on `hoist serve` (scripts/bench-scale.sh).
 //! - `report`: prints the final table from the `key value` lines the harness collected.
 
 mod click;
@@ -25,6 +27,7 @@ mod follow;
 mod load;
 mod recover;
 mod report;
+mod scale;
 mod scm;
 mod soak;
 
@@ -121,6 +124,25 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// History at scale (scripts/bench-scale.sh): a store filled with a year of releases and
+    /// jobs, then the dashboard's pages and /api/stats timed on a real `hoist serve`.
+    Scale {
+        /// The `hoist` binary to run as `hoist serve`.
+        #[arg(long)]
+        hoist: PathBuf,
+        /// Also on a fresh database of this PostgreSQL server.
+        #[arg(long)]
+        pg: Option<String>,
+        #[arg(long, default_value_t = 100_000)]
+        releases: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        jobs: u64,
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        /// Requests per page measured.
+        #[arg(long, default_value_t = 100)]
+        requests: usize,
+    },
     /// The chaos soak (scripts/soak.sh): releases through stg, qa and prod while processes are
     /// killed and services fail; fails if anything was lost or happened twice.
     Soak {
@@ -183,6 +205,21 @@ fn main() -> ExitCode {
         } => scm::run(quick, pg, pg_delay_us.map(Duration::from_micros)),
         Cmd::Report { results } => report::report(&results),
         Cmd::Recover { hoist, pg, rounds } => recover::run(recover::Options { hoist, pg, rounds }),
+        Cmd::Scale {
+            hoist,
+            pg,
+            releases,
+            jobs,
+            days,
+            requests,
+        } => scale::run(scale::Options {
+            hoist,
+            pg,
+            releases,
+            jobs,
+            days,
+            requests,
+        }),
         Cmd::Soak {
             hoist,
             pg,
