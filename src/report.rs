@@ -14,8 +14,8 @@ pub fn rfc3339(ms: Millis) -> String {
         .unwrap_or_default()
 }
 
-/// The steps of a release with their times, in order.
-pub fn timeline(r: &Release) -> Vec<Value> {
+/// The steps of a release in its own environment, in order, with their times (`None`: not yet).
+pub fn steps(r: &Release) -> [(&'static str, Option<Millis>); 7] {
     [
         ("received", Some(r.received_at)),
         ("commit_verified", r.commit_verified_at),
@@ -25,6 +25,11 @@ pub fn timeline(r: &Release) -> Vec<Value> {
         ("deploy_started", r.deploy_started_at),
         ("deployed", r.deployed_at),
     ]
+}
+
+/// The steps of a release with their times, in order.
+pub fn timeline(r: &Release) -> Vec<Value> {
+    steps(r)
     .iter()
     .map(|(step, at)| {
         json!({"step": step, "at": at.map(rfc3339), "after_ms": at.map(|t| t - r.received_at)})

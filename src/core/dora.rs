@@ -118,7 +118,7 @@ fn given(v: Option<&str>) -> Option<&str> {
 
 /// A project's environments along its road: each after the one it is promoted from (first
 /// environments first), by name among equals.
-fn road(p: &Project) -> Vec<EnvName> {
+pub fn road(p: &Project) -> Vec<EnvName> {
     let depth = |start: &EnvName| {
         let mut name = start;
         let mut hops = 0;

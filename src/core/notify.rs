@@ -121,6 +121,32 @@ pub struct Links<'a> {
     pub workspace: &'a str,
 }
 
+impl Links<'_> {
+    /// Where links point, as the configuration says.
+    pub fn of(config: &crate::config::Config) -> Links<'_> {
+        Links {
+            jira: config.jira.base_url.as_deref(),
+            bitbucket_web: &config.bitbucket.web_url,
+            workspace: &config.bitbucket.workspace,
+        }
+    }
+
+    /// The issue's page in Jira, when the site is known.
+    pub fn issue(&self, issue: &str) -> Option<String> {
+        self.jira
+            .map(|base| format!("{}/browse/{issue}", base.trim_end_matches('/')))
+    }
+
+    /// The commit's page in Bitbucket.
+    pub fn commit(&self, repo: &str, sha: &str) -> String {
+        format!(
+            "{}/{}/{repo}/commits/{sha}",
+            self.bitbucket_web.trim_end_matches('/'),
+            self.workspace
+        )
+    }
+}
+
 fn text(s: impl Into<String>) -> Span {
     Span::Text(s.into())
 }
@@ -329,22 +355,13 @@ pub fn message(r: &Release, event: &NotifyEvent, links: &Links, target: Option<T
             ],
         ),
     };
-    let issue = match (&r.issue, links.jira) {
-        (Some(i), Some(base)) => Span::Link {
-            url: format!("{}/browse/{i}", base.trim_end_matches('/')),
-            label: i.clone(),
-        },
-        (Some(i), None) => text(i.clone()),
-        (None, _) => text("(no ticket)"),
+    let issue = match &r.issue {
+        Some(i) => maybe_link(&links.issue(i), i),
+        None => text("(no ticket)"),
     };
     let sha = r.best_commit();
     let commit = Span::Link {
-        url: format!(
-            "{}/{}/{}/commits/{sha}",
-            links.bitbucket_web.trim_end_matches('/'),
-            links.workspace,
-            r.repo
-        ),
+        url: links.commit(&r.repo, sha.as_str()),
         label: sha.short().to_string(),
     };
     let sep = || text(" · ");

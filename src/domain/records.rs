@@ -353,6 +353,8 @@ words!(
         Jira = "jira",
         /// `auto = true`: Hoist, once every condition held.
         Auto = "auto",
+        /// A button on the dashboard (`GET /releases/{id}`), by the signed-in person.
+        Dashboard = "dashboard",
     }
 );
 

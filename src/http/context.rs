@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use super::dashboard::session::Keys;
 use super::limits::Guards;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -20,6 +21,8 @@ pub struct Context {
     pub wake: Arc<Notify>,
     /// What `/metrics` serves; hooks are counted in it as they are answered.
     pub metrics: Metrics,
+    /// What the dashboard's sessions and forms are signed with.
+    pub keys: Keys,
 }
 
 impl Context {
@@ -28,7 +31,9 @@ impl Context {
             &config.server.limits,
             &config.server.trusted_proxies,
         ));
+        let keys = Keys::new(&config);
         Self {
+            keys,
             config,
             store,
             guards,

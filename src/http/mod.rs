@@ -4,6 +4,7 @@
 pub mod api;
 mod bitbucket;
 mod context;
+mod dashboard;
 pub mod error;
 pub mod hooks;
 pub mod limits;
@@ -42,6 +43,7 @@ pub fn router(ctx: Context) -> Router {
             post(api::rollback),
         )
         .route("/metrics", get(metrics::metrics))
+        .merge(dashboard::routes())
         .route_layer(from_fn_with_state(ctx.guards.clone(), limits::guard))
         // Outside the guards, so that what they refuse is counted too.
         .route_layer(from_fn_with_state(

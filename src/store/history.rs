@@ -4,8 +4,8 @@ use super::deployments;
 use super::error::{Result, StoreError};
 use super::handle::Store;
 use super::records::{
-    apply, delivery, events, events_since, insert_release, known_tags, record_tag, release,
-    release_for_build, releases, releases_of_issue, tags_for_commit,
+    ReleaseFilter, apply, delivery, events, events_since, insert_release, known_tags, record_tag,
+    release, release_for_build, releases, releases_of_issue, tags_for_commit,
 };
 use crate::core::plan::NewDeployment;
 use crate::core::plan::{Changes, ExecutionSeen, NewTag};
@@ -21,8 +21,22 @@ impl Store {
 
     /// Releases, newest first, before release `before` when given.
     pub async fn releases(&self, limit: i64, before: Option<ReleaseId>) -> Result<Vec<Release>> {
-        self.read(move |c| Box::pin(releases(c, limit, before)))
+        self.releases_where(limit, before, ReleaseFilter::default())
             .await
+    }
+
+    /// Releases that pass `only`, newest first, before release `before` when given.
+    pub async fn releases_where(
+        &self,
+        limit: i64,
+        before: Option<ReleaseId>,
+        only: ReleaseFilter,
+    ) -> Result<Vec<Release>> {
+        self.read(move |c| {
+            let only = only.clone();
+            Box::pin(async move { releases(c, limit, before, &only).await })
+        })
+        .await
     }
 
     /// The releases of a Jira issue, newest first.

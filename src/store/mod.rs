@@ -28,6 +28,7 @@ pub use error::{Result, StoreError};
 pub use handle::{Options, Store};
 pub use ingest::Ingested;
 pub use jobs::ClaimedJob;
+pub use records::ReleaseFilter;
 
 pub use crate::core::inbound::Ingest;
 pub use crate::core::plan::Changes;

@@ -1,7 +1,7 @@
 //! Releases, their timelines, deliveries and known tags: reading them, and writing the changes a
 //! plan holds.
 
-use super::db::{Conn, Row, params, time};
+use super::db::{Conn, Param, Row, params, time};
 use super::error::{Result, StoreError};
 use crate::core::job::Job;
 use crate::core::plan::{Changes, NewTag, ReleaseChange, Transition};
@@ -71,15 +71,40 @@ pub(crate) async fn releases(
     c: &mut dyn Conn,
     limit: i64,
     before: Option<ReleaseId>,
+    only: &ReleaseFilter,
 ) -> Result<Vec<Release>> {
-    let sql =
-        format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE id < $1 ORDER BY id DESC LIMIT $2");
+    // Keyset pagination down the primary key; each filter a condition on the row (the
+    // environment: the release's own, or one of its deployments', by `deployments_release`).
+    let mut sql = format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE id < $1");
     let before = before.map_or(i64::MAX, |b| b.0);
-    c.query(&sql, params![before, limit])
-        .await?
-        .iter()
-        .map(release_from)
-        .collect()
+    let mut p: Vec<Param> = vec![before.into()];
+    if let Some(project) = &only.project {
+        p.push(project.as_str().into());
+        sql.push_str(&format!(" AND project = ${}", p.len()));
+    }
+    if let Some(env) = &only.env {
+        p.push(env.as_str().into());
+        let n = p.len();
+        sql.push_str(&format!(
+            " AND (env = ${n} OR EXISTS (SELECT 1 FROM deployments d WHERE d.release_id = releases.id AND d.env = ${n}))"
+        ));
+    }
+    if let Some(status) = only.status {
+        p.push(status.as_str().into());
+        sql.push_str(&format!(" AND status = ${}", p.len()));
+    }
+    p.push(limit.into());
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", p.len()));
+    c.query(&sql, &p).await?.iter().map(release_from).collect()
+}
+
+/// Which releases a list shows: every one, or those of a project, an environment (their own or
+/// one they were promoted into), a status.
+#[derive(Debug, Clone, Default)]
+pub struct ReleaseFilter {
+    pub project: Option<crate::domain::ProjectName>,
+    pub env: Option<crate::domain::EnvName>,
+    pub status: Option<crate::domain::ReleaseStatus>,
 }
 
 /// The most recent release of a project that carries `tag` or was made for `commit`.

@@ -49,10 +49,5 @@ pub async fn run(
 
 /// Where a message's links point.
 pub(super) fn links(ctx: &Context) -> Links<'_> {
-    let bitbucket = &ctx.config.bitbucket;
-    Links {
-        jira: ctx.config.jira.base_url.as_deref(),
-        bitbucket_web: &bitbucket.web_url,
-        workspace: &bitbucket.workspace,
-    }
+    Links::of(&ctx.config)
 }

@@ -3,6 +3,7 @@
 
 mod arbitrary;
 mod bad_input;
+mod browser;
 mod build_to_deploy;
 mod cli;
 mod deploys;
