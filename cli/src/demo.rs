@@ -77,6 +77,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "  hoist            {}  (store: {})",
         stack.url, stack.hoist.config.store.url
     );
+    println!(
+        "  dashboard        {}/  (releases, each one's road, DORA at /dora)",
+        stack.url
+    );
     println!("  bitbucket (sim)  {}", stack.bitbucket.base_url());
     println!("  spinnaker (sim)  {}", stack.gate.url());
     println!("  slack (sim)      {}", stack.slack.api_url());
@@ -155,6 +159,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         stack.jira_cloud.comments("PAY-123").len()
     );
 
+    println!(
+        "Dashboard: {url}/releases/{id} (its road through stg, qa and prod), {url}/dora (the DORA figures){}",
+        if args.keep_running {
+            ""
+        } else {
+            "; run `hoist demo --keep-running` to look at them in a browser"
+        },
+        url = stack.url,
+        id = done.id,
+    );
     if args.keep_running {
         print_curl_lines(&stack);
         tokio::signal::ctrl_c().await?;
@@ -311,6 +325,10 @@ fn print_curl_lines(stack: &Stack) {
     );
     println!(
         "  curl -s {}/api/releases/1 | python3 -m json.tool\n",
+        stack.url
+    );
+    println!(
+        "  open {}/ in a browser on this machine: the dashboard (loopback callers are signed in)\n",
         stack.url
     );
     println!("(The demo's secrets are throwaway values. Ctrl-C stops everything.)");

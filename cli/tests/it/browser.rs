@@ -6,7 +6,8 @@
 //! posts and signed-out visits get nothing.
 //!
 //! `scripts/test.sh` installs `chromium` and `chromium-driver` when they are missing. Without
-//! them these tests fail in CI (`CI` set) and are skipped, saying so, elsewhere.
+//! them these tests fail under it and in CI (`HOIST_TEST_BROWSER` or `CI` set), and are skipped,
+//! saying so, under a bare `cargo test`.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -63,7 +64,7 @@ async fn browser() -> Option<(Driver, Client)> {
         find(&["chromium", "chromium-browser", "google-chrome"]),
     ) else {
         assert!(
-            std::env::var_os("CI").is_none(),
+            std::env::var_os("CI").is_none() && std::env::var_os("HOIST_TEST_BROWSER").is_none(),
             "chromium and chromedriver are not installed: scripts/test.sh installs them (apt-get install chromium chromium-driver)"
         );
         println!(
@@ -571,4 +572,58 @@ async fn forged_and_cross_site_posts_change_nothing() {
     }
     stack.expect_leftover_jobs();
     stack.finish().await.unwrap();
+}
+
+/// `hoist demo --keep-running` leaves the dashboard up with the demo's release in it.
+#[tokio::test]
+async fn the_demo_keeps_its_dashboard_up() {
+    if crate::util::store_url().await.is_some() {
+        println!("skipped: the demo runs on SQLite");
+        return;
+    }
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args([
+            "demo",
+            "--keep-running",
+            "--build-secs",
+            "0.2",
+            "--deploy-secs",
+            "0.3",
+        ])
+        .env_remove("HOIST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run the demo");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("Dashboard: ") {
+                return rest.split_whitespace().next().unwrap().to_string();
+            }
+        }
+        panic!("the demo printed no dashboard");
+    })
+    .await
+    .expect("the demo's dashboard line");
+    // Still up after the story: the release's page and the DORA page answer with its data.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let page = reqwest::get(&url).await.unwrap();
+    assert_eq!(page.status(), 200, "{url}");
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("PAY-123") && page.contains("env-prod"),
+        "{page}"
+    );
+    let base = url.split("/releases/").next().unwrap();
+    let dora = reqwest::get(format!("{base}/dora?env=prod")).await.unwrap();
+    assert_eq!(dora.status(), 200);
+    assert!(dora.text().await.unwrap().contains("1 deploys in 30 days"));
+    // Ctrl-C ends it cleanly (its temporary store is removed).
+    let pid = child.id().unwrap().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    assert!(ended.is_ok_and(|s| s.is_ok()), "the demo did not stop on Ctrl-C");
 }
