@@ -117,23 +117,40 @@ async fn dashboard_stack() -> Stack {
     stack_with(StackOptions::default(), |c: &mut ConfigFile| {
         road(c);
         c.server.api_token = Some(SecretRef::Value(TOKEN.into()));
-        let prod = c.projects[0].environments.get_mut("prod").unwrap();
-        prod.approvers.push(PERSON.into());
+        let envs = &mut c.projects[0].environments;
+        envs.get_mut("qa").unwrap().auto = false;
+        envs.get_mut("prod").unwrap().approvers.push(PERSON.into());
     })
     .await
 }
 
-/// A release deployed in stg and qa, waiting for prod's approval.
-async fn release_in_qa(stack: &Stack, issue: &str) -> i64 {
+/// A release deployed in stg, waiting for someone to promote it to qa (the dashboard's stack
+/// turns qa's `auto` off), and then, when `to_qa`, promoted there through the API and deployed.
+async fn release(stack: &Stack, issue: &str, to_qa: bool) -> i64 {
     let commit = stack.commit(&format!("{issue}: a change"));
     let (status, body) = stack.assign(issue, &commit).await.unwrap();
     assert_eq!(status, 202, "{body}");
     let id = body["release"].as_i64().unwrap();
-    let qa = stack
-        .wait_deployment(id, "qa", Duration::from_secs(30))
+    let stg = stack
+        .wait_deployment(id, "stg", Duration::from_secs(30))
         .await
         .unwrap();
-    assert_eq!(qa.status.as_str(), "deployed");
+    assert_eq!(stg.status.as_str(), "deployed");
+    if to_qa {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/releases/{id}/promote", stack.url))
+            .bearer_auth(TOKEN)
+            .json(&json!({"env": "qa", "by": "ci"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let qa = stack
+            .wait_deployment(id, "qa", Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(qa.status.as_str(), "deployed");
+    }
     id
 }
 
@@ -225,8 +242,8 @@ fn seconds(shown: &str) -> f64 {
 #[tokio::test]
 async fn a_person_signs_in_filters_approves_promotes_and_reads_dora() {
     let stack = dashboard_stack().await;
-    let first = release_in_qa(&stack, "PAY-201").await;
-    let second = release_in_qa(&stack, "PAY-202").await;
+    let first = release(&stack, "PAY-201", false).await;
+    let second = release(&stack, "PAY-202", true).await;
     let Some((_driver, c)) = browser().await else {
         stack.finish().await.unwrap();
         return;
@@ -296,7 +313,11 @@ async fn a_person_signs_in_filters_approves_promotes_and_reads_dora() {
     click(&c, Locator::Id("filter-apply")).await;
     assert!(rows(&c).await.is_empty(), "nothing is in prod yet");
     pick("filter-env", "qa").await;
+    click(&c, Locator::Id("filter-apply")).await;
+    assert_eq!(rows(&c).await, [second.to_string()], "only the second is in qa");
+    pick("filter-env", "stg").await;
     pick("filter-project", "payments-api").await;
+    pick("filter-status", "deployed").await;
     click(&c, Locator::Id("filter-apply")).await;
     assert_eq!(rows(&c).await, [second.to_string(), first.to_string()]);
 
@@ -304,13 +325,38 @@ async fn a_person_signs_in_filters_approves_promotes_and_reads_dora() {
     click(&c, Locator::Css(&format!("a[href='/releases/{first}']"))).await;
     assert_eq!(path(&c).await, format!("/releases/{first}"));
     assert!(text(&c, "#env-stg").await.contains("deployed"));
-    assert!(text(&c, "#env-qa").await.contains("deployed"));
+    assert!(text(&c, "#env-qa").await.contains("not yet"));
     assert!(text(&c, "#env-prod").await.contains("not yet"));
     let source = c.source().await.unwrap();
     assert!(source.contains("/commits/"), "a link to the commit");
     assert!(!source.contains(TOKEN));
 
-    // Promote before the approval: refused, saying why; then approve: the promotion starts.
+    // Promote to qa with its button: it starts, and goes on to deployed.
+    click(&c, Locator::Id("promote-qa")).await;
+    let flash = text(&c, "#flash").await;
+    assert!(flash.contains("promotion to qa started"), "{flash}");
+    let qa = stack
+        .wait_deployment(first, "qa", Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(qa.status.as_str(), "deployed");
+    assert_eq!(
+        (qa.requested_by.as_deref(), qa.requested_via),
+        (Some(PERSON), Some(Via::Dashboard))
+    );
+    c.refresh().await.unwrap();
+    assert!(text(&c, "#env-qa").await.contains("deployed"));
+    assert!(
+        text(&c, "#env-qa")
+            .await
+            .contains("asked by jess (via dashboard)")
+    );
+    assert!(
+        c.find(Locator::Id("promote-qa")).await.is_err(),
+        "done there"
+    );
+
+    // Promote to prod before the approval: refused, saying why; then approve: it starts.
     click(&c, Locator::Id("promote-prod")).await;
     let flash = text(&c, "#flash").await;
     assert!(flash.starts_with("Not done"), "{flash}");
@@ -334,7 +380,7 @@ async fn a_person_signs_in_filters_approves_promotes_and_reads_dora() {
     assert!(text(&c, "#env-prod").await.contains("deployed"));
     assert!(text(&c, "#approvals").await.contains("dashboard"));
 
-    // The second release: approve (counted), and the Promote button says it is under way.
+    // The second release: approve, and the promotion starts at once.
     c.goto(&format!("{base}/releases/{second}")).await.unwrap();
     click(&c, Locator::Id("approve-prod")).await;
     assert!(
@@ -342,8 +388,9 @@ async fn a_person_signs_in_filters_approves_promotes_and_reads_dora() {
             .await
             .contains("promotion to prod started")
     );
-    click(&c, Locator::Id("promote-prod")).await;
-    assert!(text(&c, "#flash").await.contains("under way already"));
+    // Under way: nothing more to ask there, so no buttons.
+    assert!(c.find(Locator::Id("promote-prod")).await.is_err());
+    assert!(c.find(Locator::Id("approve-prod")).await.is_err());
     stack
         .wait_deployment(second, "prod", Duration::from_secs(30))
         .await
@@ -443,7 +490,7 @@ async fn a_person_signs_in_filters_approves_promotes_and_reads_dora() {
 #[tokio::test]
 async fn forged_and_cross_site_posts_change_nothing() {
     let stack = dashboard_stack().await;
-    let id = release_in_qa(&stack, "PAY-301").await;
+    let id = release(&stack, "PAY-301", true).await;
     let base = &stack.url;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -625,5 +672,8 @@ async fn the_demo_keeps_its_dashboard_up() {
     let pid = child.id().unwrap().to_string();
     Command::new("kill").args(["-INT", &pid]).status().unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
-    assert!(ended.is_ok_and(|s| s.is_ok()), "the demo did not stop on Ctrl-C");
+    assert!(
+        ended.is_ok_and(|s| s.is_ok()),
+        "the demo did not stop on Ctrl-C"
+    );
 }

@@ -9,7 +9,9 @@ use crate::core::dora::{Day, Figures, Spread, road};
 use crate::core::follow::deck_link;
 use crate::core::notify::Links;
 use crate::core::plan::ExecutionSeen;
-use crate::domain::{Approval, Deployment, DeploymentKind, Millis, Release, ReleaseStatus};
+use crate::domain::{
+    Approval, Deployment, DeploymentKind, DeploymentStatus, Millis, Release, ReleaseStatus,
+};
 use crate::report;
 
 /// What every page's frame needs.
@@ -24,6 +26,13 @@ pub struct Frame {
 fn at(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// A step's time of day (its date is in the tooltip, [`at`]).
+fn clock(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%H:%M:%S").to_string())
         .unwrap_or_default()
 }
 
@@ -99,7 +108,10 @@ pub fn statuses() -> Vec<&'static str> {
 
 pub struct Step {
     pub name: String,
+    /// The time of day, UTC.
     pub at: String,
+    /// The date and time, UTC.
+    pub when: String,
     /// Since the step before.
     pub took: String,
 }
@@ -156,7 +168,8 @@ fn steps(list: &[(&str, Option<Millis>)]) -> Vec<Step> {
         if let Some(t) = t {
             out.push(Step {
                 name: name.replace('_', " "),
-                at: at(*t),
+                at: clock(*t),
+                when: at(*t),
                 took: last.map(|l| took(l, *t)).unwrap_or_default(),
             });
             last = Some(*t);
@@ -203,7 +216,12 @@ pub fn release_page(
             executions: deployment
                 .map(|(_, ex)| ex.iter().map(execution).collect())
                 .unwrap_or_default(),
-            promotable: !own && promotion.is_some(),
+            // Nothing to ask while a deployment there is under way or done.
+            promotable: !own
+                && promotion.is_some()
+                && deployment.is_none_or(|(d, _)| {
+                    d.status.is_final() && d.status != DeploymentStatus::Deployed
+                }),
             approvals_needed: promotion.map_or(0, |p| p.approvals),
         };
         if own {
