@@ -314,7 +314,11 @@ async fn a_person_signs_in_filters_approves_promotes_and_reads_dora() {
     assert!(rows(&c).await.is_empty(), "nothing is in prod yet");
     pick("filter-env", "qa").await;
     click(&c, Locator::Id("filter-apply")).await;
-    assert_eq!(rows(&c).await, [second.to_string()], "only the second is in qa");
+    assert_eq!(
+        rows(&c).await,
+        [second.to_string()],
+        "only the second is in qa"
+    );
     pick("filter-env", "stg").await;
     pick("filter-project", "payments-api").await;
     pick("filter-status", "deployed").await;
