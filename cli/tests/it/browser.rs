@@ -671,7 +671,7 @@ async fn the_demo_keeps_its_dashboard_up() {
     let base = url.split("/releases/").next().unwrap();
     let dora = reqwest::get(format!("{base}/dora?env=prod")).await.unwrap();
     assert_eq!(dora.status(), 200);
-    assert!(dora.text().await.unwrap().contains("1 deploys in 30 days"));
+    assert!(dora.text().await.unwrap().contains("1 deploy in 30 days"));
     // Ctrl-C ends it cleanly (its temporary store is removed).
     let pid = child.id().unwrap().to_string();
     Command::new("kill").args(["-INT", &pid]).status().unwrap();

@@ -331,7 +331,12 @@ pub fn panel(f: &Figures, days: &[Day]) -> Panel {
             Figure {
                 name: "Deployment frequency",
                 value: format!("{:.2} / day", f.deploys_per_day),
-                detail: format!("{} deploys in {} days", f.deploys, f.days),
+                detail: format!(
+                    "{} deploy{} in {} days",
+                    f.deploys,
+                    if f.deploys == 1 { "" } else { "s" },
+                    f.days
+                ),
             },
             Figure {
                 name: "Lead time from ticket",
